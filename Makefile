@@ -1,0 +1,74 @@
+# One-command workflows. `make run` serves the seeded shop; `make test` runs lint + the whole suite.
+# Everything (virtualenv, local services, caches) is created on demand under git-ignored folders.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# A local .env (see .env.example) sets ports and URLs for the stack scripts and the app alike.
+ifneq (,$(wildcard .env))
+include .env
+export
+endif
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: help venv services-up services-down services-status migrate seed run dev test lint fmt check-deploy clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	@touch $@
+
+venv: $(BIN)/.installed ## Create .venv and install pinned dependencies
+
+services-up: venv ## Start Elasticsearch, Redis and NATS (idempotent)
+	@bash devstack/stack.sh up
+
+services-down: ## Stop the local services (data is kept in .devstack/)
+	@bash devstack/stack.sh down
+
+services-status: ## Show which local services are running
+	@bash devstack/stack.sh status
+
+migrate: services-up
+	$(PY) manage.py migrate --noinput
+
+seed: migrate ## Load the demo catalog and users (idempotent)
+	$(PY) manage.py seed
+
+run: migrate ## Serve the seeded shop with gunicorn at http://127.0.0.1:8000
+	$(PY) manage.py collectstatic --noinput -v 0
+	$(PY) manage.py seed --if-empty
+	$(BIN)/gunicorn shopcart.wsgi -c shopcart/gunicorn_conf.py --bind $(HOST):$(PORT)
+
+dev: migrate ## Auto-reloading Django dev server at http://127.0.0.1:8000
+	$(PY) manage.py seed --if-empty
+	DEBUG=1 $(PY) manage.py runserver $(HOST):$(PORT)
+
+lint: venv ## ruff check + ruff format --check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: venv ## Apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+check-deploy: venv ## manage.py check --deploy under production settings
+	DJANGO_SETTINGS_MODULE=shopcart.settings.production SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))') \
+		ALLOWED_HOSTS=shop.example.com $(PY) manage.py check --deploy --fail-level WARNING
+
+test: lint services-up ## Lint, then the whole suite against the real services
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+clean: services-down ## Stop services and delete local data, caches and the virtualenv
+	rm -rf .devstack .cache $(VENV) staticfiles db.sqlite3

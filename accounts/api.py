@@ -1,0 +1,84 @@
+"""JSON API routes of the accounts app (mounted by shopcart/api.py): the original's register and
+login, plus logout (token revocation) and `me`. Errors are domain errors, shaped by shopcart/api.py."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from ninja import Router, Schema, Status
+
+from accounts import services
+from accounts.http import client_address
+from accounts.models import User
+
+router = Router(tags=["accounts"])
+
+# Imported after `router` exists: shopcart.api imports this module at its end, so whichever module
+# Python loads first, the other finds what it needs (bearer_auth, router) already defined.
+from shopcart.api import bearer_auth  # noqa: E402
+
+
+class RegisterIn(Schema):
+    name: str
+    # A plain str: EmailStr needs email-validator; the service validates with Django's validator.
+    email: str
+    password: str
+
+
+class UserOut(Schema):
+    id: int
+    name: str
+    email: str
+
+
+class LoginIn(Schema):
+    email: str
+    password: str
+
+
+class TokenOut(Schema):
+    auth_token: str
+    token_type: str = "Bearer"  # noqa: S105 (a scheme name, not a secret)
+    expires_in: int
+
+
+class ErrorBody(Schema):
+    code: str
+    message: str
+    fields: dict[str, list[str]] | None = None
+
+
+class ErrorOut(Schema):
+    """Every error: `{"error": {"code", "message", "fields"?}}` (for the OpenAPI docs)."""
+
+    error: ErrorBody
+
+
+@router.post("/register", response={201: UserOut, 400: ErrorOut, 409: ErrorOut}, summary="Create an account")
+def register(request: HttpRequest, payload: RegisterIn) -> Status[User]:
+    """409 when the e-mail address is taken in any letter case; 400 with `fields` otherwise."""
+    user = services.register_user(name=payload.name, email=payload.email, password=payload.password)
+    return Status(201, user)
+
+
+@router.post("/login", response={200: TokenOut, 400: ErrorOut, 401: ErrorOut, 429: ErrorOut}, summary="Get a token")
+def login(request: HttpRequest, payload: LoginIn) -> services.IssuedToken:
+    """A Bearer token valid on every replica for `expires_in` seconds. 429 with `Retry-After` after
+    too many failures for the account or from the client address."""
+    user = services.authenticate_for_login(
+        email=payload.email, password=payload.password, client_address=client_address(request)
+    )
+    return services.issue_token(user=user)
+
+
+@router.post("/logout", response={204: None, 401: ErrorOut}, auth=bearer_auth, summary="Revoke the token")
+def logout(request: HttpRequest) -> Status[None]:
+    """Revokes the presented token on every replica; other tokens of the user stay valid."""
+    # bearer_auth has already accepted the header; take the token out of it the same way it did.
+    token = request.headers.get("Authorization", "").partition(" ")[2].strip()
+    services.revoke_token(token=token)
+    return Status(204, None)
+
+
+@router.get("/me", response={200: UserOut, 401: ErrorOut}, auth=bearer_auth, summary="The token's user")
+def me(request: HttpRequest) -> User:
+    return request.auth  # type: ignore[attr-defined,return-value]

@@ -1,0 +1,60 @@
+"""Form validation only: the services decide (password rules, unique e-mail, throttling)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+
+from accounts.models import User, normalize_email
+
+
+class SignupForm(forms.Form):
+    name = forms.CharField(max_length=150, widget=forms.TextInput(attrs={"autocomplete": "name", "autofocus": True}))
+    email = forms.EmailField(label="E-mail", widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    password1 = forms.CharField(
+        label="Password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+    password2 = forms.CharField(
+        label="Password (again)", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("password1") and cleaned.get("password2") and cleaned["password1"] != cleaned["password2"]:
+            self.add_error("password2", "The two passwords do not match.")
+        return cleaned
+
+
+class LoginForm(forms.Form):
+    email = forms.EmailField(
+        label="E-mail", widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True})
+    )
+    password = forms.CharField(
+        label="Password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
+    )
+
+
+class _EmailUniqueMixin:
+    """The admin's user forms: a clear message for an address taken in another case (the model's
+    clean() lower-cases it first, so the unique check compares like with like)."""
+
+    instance: User
+
+    def clean_email(self) -> str:
+        email = normalize_email(self.cleaned_data.get("email") or "")  # type: ignore[attr-defined]
+        taken = User.objects.filter(email__iexact=email).exclude(pk=self.instance.pk).exists()
+        if taken:
+            raise forms.ValidationError("An account with this e-mail address already exists.", code="unique")
+        return email
+
+
+class AdminUserAddForm(_EmailUniqueMixin, AdminUserCreationForm):
+    class Meta:
+        model = User
+        fields = ("email", "name")
+
+
+class AdminUserChangeForm(_EmailUniqueMixin, UserChangeForm):
+    class Meta:
+        model = User
+        fields = "__all__"

@@ -1,0 +1,24 @@
+"""Reads of the accounts app. Keyword-only arguments."""
+
+from __future__ import annotations
+
+from accounts import tokens
+from accounts.errors import InvalidToken
+from accounts.models import User, normalize_email
+
+
+def email_taken(*, email: str) -> bool:
+    return User.objects.filter(email__iexact=normalize_email(email)).exists()
+
+
+def user_for_token(*, token: str) -> User | None:
+    """The active user an API token stands for, or None when the token is malformed, forged,
+    expired or revoked, or its user is gone or deactivated. Used by every app's Bearer auth.
+    Redis being down raises (fail closed: the API answers 503, never "let it through")."""
+    try:
+        claims = tokens.decode(token)
+    except InvalidToken:
+        return None
+    if tokens.is_revoked(claims.jti):
+        return None
+    return User.objects.filter(pk=claims.user_id, is_active=True).first()

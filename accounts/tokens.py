@@ -1,0 +1,102 @@
+"""API tokens: JWTs (HS256) signed with a key derived from SECRET_KEY, so every replica accepts what
+another issued, and a restart invalidates nothing (the original's defect 1 was a per-process key).
+A revocation is a Redis key per token id (`jti`) that lives until the token would have expired."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from django.conf import settings
+from django.core.cache import cache
+from django.utils.crypto import salted_hmac
+
+from accounts.errors import InvalidToken
+
+ALGORITHM = "HS256"
+# Clock skew tolerated between the replica that issued a token and the one that checks it.
+LEEWAY_SECONDS = 5
+DEFAULT_TTL_SECONDS = 86400
+_KEY_SALT = "shopcart.accounts.tokens"
+_REVOKED_PREFIX = "accounts:revoked-token:"
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    user_id: int
+    jti: str
+    issued_at: int
+    expires_at: int
+
+
+def token_ttl() -> int:
+    return int(getattr(settings, "API_TOKEN_TTL", DEFAULT_TTL_SECONDS))
+
+
+def signing_key(secret: str | bytes) -> bytes:
+    """A key for API tokens only, derived from the shared secret: deterministic on every replica, and
+    a token signature can never be replayed as a session or CSRF signature (or the other way round)."""
+    return salted_hmac(_KEY_SALT, "api-token-signing-key", secret=secret, algorithm="sha256").digest()
+
+
+def encode(claims: dict[str, Any]) -> str:
+    return jwt.encode(claims, signing_key(settings.SECRET_KEY), algorithm=ALGORITHM)
+
+
+def new_claims(*, user_id: int, ttl: int | None = None) -> dict[str, Any]:
+    now = int(time.time())
+    return {
+        "sub": str(user_id),  # RFC 7519 (and PyJWT) want a string subject
+        "jti": uuid.uuid4().hex,
+        "iat": now,
+        "exp": now + (token_ttl() if ttl is None else ttl),
+    }
+
+
+def decode(token: str) -> TokenClaims:
+    """Checks signature, expiry and the claims' shape; raises InvalidToken. Accepts tokens signed
+    with SECRET_KEY_FALLBACKS too, so rotating the secret does not log every client out at once."""
+    secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    for secret in secrets:
+        try:
+            payload = jwt.decode(
+                token,
+                signing_key(secret),
+                algorithms=[ALGORITHM],  # never taken from the token's header
+                options={"require": ["sub", "jti", "iat", "exp"]},
+                leeway=LEEWAY_SECONDS,
+            )
+        except jwt.InvalidSignatureError:
+            continue
+        except jwt.ExpiredSignatureError as exc:
+            raise InvalidToken("The token has expired.") from exc
+        except jwt.InvalidTokenError as exc:
+            raise InvalidToken("The token is not valid.") from exc
+        try:
+            return TokenClaims(
+                user_id=int(payload["sub"]),
+                jti=str(payload["jti"]),
+                issued_at=int(payload["iat"]),
+                expires_at=int(payload["exp"]),
+            )
+        except (TypeError, ValueError) as exc:
+            raise InvalidToken("The token is not valid.") from exc
+    raise InvalidToken("The token is not valid.")
+
+
+def revocation_key(jti: str) -> str:
+    return f"{_REVOKED_PREFIX}{jti}"
+
+
+def revoke(claims: TokenClaims) -> None:
+    # Kept a little past expiry (leeway) so no replica can still accept it; then Redis forgets it.
+    remaining = claims.expires_at - int(time.time()) + LEEWAY_SECONDS
+    if remaining > 0:
+        cache.set(revocation_key(claims.jti), 1, timeout=remaining)
+
+
+def is_revoked(jti: str) -> bool:
+    return cache.get(revocation_key(jti)) is not None

@@ -1,0 +1,111 @@
+"""Account pages: thin views that parse a form, call a service and render. Django's auth views do
+log-out and password change; sign-up and log-in call accounts.services (throttling, validation)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login as auth_login
+from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render, resolve_url
+from django.urls import reverse_lazy
+from django.utils.decorators import method_decorator
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.generic.edit import FormView
+
+from accounts import services
+from accounts.errors import InvalidCredentials, LoginThrottled
+from accounts.forms import LoginForm, SignupForm
+from accounts.http import client_address
+from shopcart.errors import DomainError
+
+# Sign-up makes the user with a password, so the model backend is the one that vouches for them.
+_MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+# Service field names that differ from the form's.
+_SIGNUP_FIELDS = {"name": "name", "email": "email", "password": "password1"}
+
+
+def _safe_next(request: HttpRequest) -> str:
+    candidate = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return candidate
+    return resolve_url(settings.LOGIN_REDIRECT_URL)
+
+
+@sensitive_post_parameters("password1", "password2")
+@never_cache
+def signup(request: HttpRequest) -> HttpResponse:
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            user = services.register_user(name=data["name"], email=data["email"], password=data["password1"])
+        except DomainError as exc:  # InvalidRegistration, EmailTaken
+            for field, field_messages in (exc.fields or {None: [exc.message]}).items():
+                for message in field_messages:
+                    form.add_error(_SIGNUP_FIELDS.get(field or ""), message)
+        else:
+            auth_login(request, user, backend=_MODEL_BACKEND)  # new session key, see LoginView
+            messages.success(request, f"Welcome, {user.name}! Your account is ready.")
+            return HttpResponseRedirect(_safe_next(request))
+    return render(request, "accounts/signup.html", {"form": form, "next": request.GET.get("next", "")})
+
+
+class LoginView(auth_views.LoginView):
+    """Django's LoginView (safe `next`, CSRF, never cached) with the throttled service in place of
+    AuthenticationForm's password check. login() rotates the session key (no session fixation) and
+    sends `user_logged_in`, the hook other apps (the cart) can listen to."""
+
+    form_class = LoginForm
+    template_name = "accounts/login.html"
+
+    def get_form_kwargs(self) -> dict[str, Any]:
+        # Skip LoginView's `request` kwarg: LoginForm only validates fields.
+        return FormView.get_form_kwargs(self)
+
+    def form_valid(self, form: LoginForm) -> HttpResponse:  # type: ignore[override]
+        try:
+            user = services.authenticate_for_login(
+                email=form.cleaned_data["email"],
+                password=form.cleaned_data["password"],
+                client_address=client_address(self.request),
+            )
+        except LoginThrottled as exc:
+            form.add_error(None, exc.message)
+            response = self.render_to_response(self.get_context_data(form=form), status=429)
+            response["Retry-After"] = str(exc.retry_after)
+            return response
+        except InvalidCredentials as exc:
+            form.add_error(None, exc.message)
+            return self.form_invalid(form)
+        auth_login(self.request, user)
+        return HttpResponseRedirect(self.get_success_url())
+
+
+class LogoutView(auth_views.LogoutView):
+    """POST only (Django's LogoutView answers GET with 405), so a link or image cannot log you out."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = super().post(request, *args, **kwargs)
+        messages.info(request, "You are logged out.")
+        return response
+
+
+@method_decorator(never_cache, name="dispatch")
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's view: checks the old password, applies the validators, keeps this session alive
+    (update_session_auth_hash) and ends the user's other sessions."""
+
+    template_name = "accounts/password_change.html"
+    success_url = reverse_lazy("accounts:password_change_done")
+
+
+class PasswordChangeDoneView(auth_views.PasswordChangeDoneView):
+    template_name = "accounts/password_change_done.html"

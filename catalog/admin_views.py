@@ -1,0 +1,126 @@
+"""Staff pages for the products kept in Elasticsearch, inside the Django admin's look and navigation.
+
+Each view is wrapped in `admin.site.admin_view` (see catalog/admin_urls.py): anyone who is not
+active staff gets the admin login page, never the data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from catalog import selectors, services
+from catalog.errors import InvalidProduct, ProductChanged, ProductNotFound, SkuAlreadyExists
+from catalog.forms import ProductFilterForm, ProductForm
+
+PAGE_SIZE = 50
+
+
+def _context(request: HttpRequest, title: str, **extra: Any) -> dict[str, Any]:
+    return {**admin.site.each_context(request), "title": title, **extra}
+
+
+def _input(form: ProductForm) -> services.ProductInput:
+    data = form.cleaned_data
+    return services.ProductInput(
+        sku=data["sku"],
+        name=data["name"],
+        description=data["description"],
+        category=data["category"],
+        price=data["price"],
+        currency=data["currency"],
+        stock=data["stock"],
+        image_url=data["image_url"],
+        active=data["active"],
+    )
+
+
+def _add_service_errors(form: ProductForm, error: InvalidProduct | SkuAlreadyExists) -> None:
+    for field, problems in (error.fields or {"__all__": [error.message]}).items():
+        for problem in problems:
+            form.add_error(field if field in form.fields else None, problem)
+
+
+def product_list(request: HttpRequest) -> HttpResponse:
+    form = ProductFilterForm(request.GET)
+    params = form.cleaned_data if form.is_valid() else {}
+    page = selectors.search_products(
+        query=params.get("q", ""),
+        category=params.get("category", ""),
+        sort=params.get("sort") or "name",
+        page=params.get("page") or 1,
+        page_size=PAGE_SIZE,
+        include_inactive=True,
+    )
+    return render(request, "admin/catalog/product_list.html", _context(request, "Products", page=page))
+
+
+def product_add(request: HttpRequest) -> HttpResponse:
+    form = ProductForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            product = services.create_product(data=_input(form))
+        except (InvalidProduct, SkuAlreadyExists) as error:
+            _add_service_errors(form, error)
+        else:
+            messages.success(request, f"Created “{product.name}”.")
+            return redirect("catalog_admin:product_list")
+    return render(request, "admin/catalog/product_form.html", _context(request, "Add product", form=form))
+
+
+def product_change(request: HttpRequest, product_id: str) -> HttpResponse:
+    try:
+        product = selectors.get_product(product_id=product_id, include_inactive=True, use_cache=False)
+    except ProductNotFound as exc:
+        raise Http404(exc.message) from exc
+    initial = {
+        "sku": product.sku,
+        "name": product.name,
+        "description": product.description,
+        "category": product.category,
+        "price": product.price,
+        "currency": product.currency,
+        "stock": product.stock,
+        "image_url": product.image_url,
+        "active": product.active,
+        "seq_no": product.seq_no,
+        "primary_term": product.primary_term,
+    }
+    form = ProductForm(request.POST or None, initial=initial)
+    form.fields["sku"].disabled = True
+    if request.method == "POST" and form.is_valid():
+        try:
+            product = services.update_product(
+                product_id=product_id,
+                data=_input(form),
+                if_seq_no=form.cleaned_data["seq_no"],
+                if_primary_term=form.cleaned_data["primary_term"],
+            )
+        except InvalidProduct as error:
+            _add_service_errors(form, error)
+        except ProductChanged as error:
+            messages.error(request, error.message)
+            return redirect("catalog_admin:product_change", product_id=product_id)
+        else:
+            messages.success(request, f"Saved “{product.name}”.")
+            return redirect("catalog_admin:product_list")
+    return render(
+        request,
+        "admin/catalog/product_form.html",
+        _context(request, f"Change product {product.sku}", form=form, product=product),
+    )
+
+
+@require_POST
+def product_set_active(request: HttpRequest, product_id: str) -> HttpResponse:
+    active = request.POST.get("active") == "1"
+    try:
+        product = services.set_product_active(product_id=product_id, active=active)
+    except ProductNotFound as exc:
+        raise Http404(exc.message) from exc
+    messages.success(request, f"“{product.name}” is now {'active' if active else 'deactivated'}.")
+    return redirect("catalog_admin:product_list")

@@ -1,0 +1,23 @@
+"""JSON API routes of the catalog (mounted under /api by shopcart/api.py)."""
+
+from django.http import HttpRequest
+from ninja import Query, Router
+
+from catalog import selectors
+from catalog.schemas import ProductOut, ProductPageOut, ProductQuery
+from shopcart.errors import ErrorOut
+
+router = Router(tags=["catalog"])
+
+
+@router.get("/products", response=ProductPageOut, summary="List or search active products")
+def list_products(request: HttpRequest, params: Query[ProductQuery]) -> ProductPageOut:
+    page = selectors.search_products(
+        query=params.q, category=params.category, sort=params.sort, page=params.page, page_size=params.page_size
+    )
+    return ProductPageOut.from_page(page)
+
+
+@router.get("/products/{product_id}", response={200: ProductOut, 404: ErrorOut}, summary="One active product")
+def get_product(request: HttpRequest, product_id: str) -> ProductOut:
+    return ProductOut.from_product(selectors.get_product(product_id=product_id))

@@ -1,0 +1,29 @@
+"""Validation of the catalog pages' query strings."""
+
+from django import forms
+
+from catalog.selectors import SORT_LABELS
+
+
+class ProductFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=200, strip=True)
+    category = forms.CharField(required=False, max_length=60)
+    sort = forms.ChoiceField(required=False, choices=[("", "Default"), *SORT_LABELS.items()])
+    page = forms.IntegerField(required=False, min_value=1, max_value=10_000)
+
+
+class ProductForm(forms.Form):
+    """The staff edit form; catalog.services validates again (and is the authority)."""
+
+    sku = forms.CharField(max_length=64, help_text="Letters, digits, dots, dashes, underscores. Cannot change later.")
+    name = forms.CharField(max_length=200)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
+    category = forms.CharField(max_length=60)
+    price = forms.DecimalField(min_value=0, max_value=1_000_000, decimal_places=2, max_digits=9)
+    currency = forms.ChoiceField(choices=[("USD", "USD"), ("EUR", "EUR"), ("GBP", "GBP")])
+    stock = forms.IntegerField(min_value=0, max_value=1_000_000)
+    image_url = forms.CharField(max_length=500, required=False, label="Image URL")
+    active = forms.BooleanField(required=False, initial=True)
+    # The version the editor loaded; a save over someone else's newer change is refused.
+    seq_no = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    primary_term = forms.IntegerField(required=False, widget=forms.HiddenInput)

@@ -1,0 +1,69 @@
+"""Physical product indices behind the `<prefix>-products` alias."""
+
+from __future__ import annotations
+
+import time
+
+from elasticsearch.helpers import bulk, scan
+
+from catalog.documents import ProductDocument, products_alias
+from shopcart import es
+
+
+def _new_physical_name() -> str:
+    return f"{products_alias()}-{time.strftime('%Y%m%d%H%M%S')}-{time.time_ns() % 1_000_000:06d}"
+
+
+def _create_physical_index() -> str:
+    name = _new_physical_name()
+    ProductDocument._index.clone(name).create()
+    return name
+
+
+def physical_indices() -> list[str]:
+    client = es.client()
+    if not client.indices.exists_alias(name=products_alias()):
+        return []
+    return sorted(client.indices.get_alias(name=products_alias()))
+
+
+def ensure_product_index() -> bool:
+    """Create a physical index and point the alias at it, unless the alias exists. True if created."""
+    if physical_indices():
+        return False
+    name = _create_physical_index()
+    es.client().indices.put_alias(index=name, name=products_alias())
+    return True
+
+
+def recreate_product_index() -> None:
+    """Drop every product and start from an empty index (seed --reset)."""
+    old = physical_indices()
+    name = _create_physical_index()
+    _swap_alias(new=name, old=old)
+    if old:
+        es.client().indices.delete(index=",".join(old))
+
+
+def reindex_products() -> int:
+    """Copy every product into a fresh physical index with the current mapping, then swap the alias
+    atomically: readers see the old index until the swap, the new one after, never nothing.
+    Returns the number of documents copied. (Writes made during the copy are not carried over:
+    run it while the admin is quiet.)"""
+    old = physical_indices()
+    name = _create_physical_index()
+    client = es.client()
+    actions = (
+        {"_index": name, "_id": hit["_id"], "_source": hit["_source"]} for hit in scan(client, index=products_alias())
+    )
+    copied, _ = bulk(client, actions, chunk_size=2000, refresh=True)
+    _swap_alias(new=name, old=old)
+    if old:
+        client.indices.delete(index=",".join(old))
+    return copied
+
+
+def _swap_alias(*, new: str, old: list[str]) -> None:
+    actions = [{"add": {"index": new, "alias": products_alias()}}]
+    actions += [{"remove": {"index": index, "alias": products_alias()}} for index in old]
+    es.client().indices.update_aliases(actions=actions)

@@ -1,0 +1,65 @@
+"""API shapes of the catalog (validation and serialisation only)."""
+
+from __future__ import annotations
+
+from ninja import Field, Schema
+
+from catalog.selectors import MAX_PAGE_SIZE, SORTS, Product, ProductPage
+from shopcart.money import format_amount
+
+
+class ProductQuery(Schema):
+    q: str = Field("", max_length=200, description="Full-text search over name, description, category and SKU")
+    category: str = Field("", max_length=60)
+    sort: str = Field("", pattern=f"^({'|'.join(SORTS)})?$", description="name, price, -price, newest or relevance")
+    page: int = Field(1, ge=1, le=10_000)
+    page_size: int = Field(24, ge=1, le=MAX_PAGE_SIZE)
+
+
+class ProductOut(Schema):
+    id: str
+    sku: str
+    name: str
+    description: str
+    category: str
+    price: str = Field(description='Decimal string, e.g. "12.50"')
+    currency: str
+    stock: int
+    imageUrl: str
+
+    @classmethod
+    def from_product(cls, product: Product) -> ProductOut:
+        return cls(
+            id=product.id,
+            sku=product.sku,
+            name=product.name,
+            description=product.description,
+            category=product.category,
+            price=format_amount(product.price_cents),
+            currency=product.currency,
+            stock=product.stock,
+            imageUrl=product.image_url,
+        )
+
+
+class FacetOut(Schema):
+    category: str
+    count: int
+
+
+class ProductPageOut(Schema):
+    items: list[ProductOut]
+    total: int
+    page: int
+    page_size: int
+    facets: list[FacetOut]
+
+    @classmethod
+    def from_page(cls, page: ProductPage) -> ProductPageOut:
+        return cls(
+            items=[ProductOut.from_product(product) for product in page.items],
+            total=page.total,
+            page=page.page,
+            page_size=page.page_size,
+            facets=[FacetOut(category=name, count=count) for name, count in page.facets],
+        )

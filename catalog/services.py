@@ -1,0 +1,184 @@
+"""Writes to the catalog. Every write bumps the catalog version, which retires every cached listing
+and detail on every replica at once (see catalog.selectors)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.core.cache import cache
+from django.utils import timezone
+from elasticsearch import ConflictError, NotFoundError
+from elasticsearch.helpers import streaming_bulk
+
+from catalog.documents import products_alias
+from catalog.errors import InvalidProduct, ProductChanged, ProductNotFound, SkuAlreadyExists
+from catalog.indexes import ensure_product_index
+from catalog.selectors import VERSION_KEY, Product, get_product
+from shopcart import es
+from shopcart.money import to_cents
+
+SKU_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+CURRENCIES = {"USD", "EUR", "GBP"}
+
+
+@dataclass(frozen=True)
+class ProductInput:
+    """The editable fields of a product, validated by `validate_product_input`."""
+
+    sku: str
+    name: str
+    description: str
+    category: str
+    price: Decimal
+    currency: str
+    stock: int
+    image_url: str = ""
+    active: bool = True
+
+
+def product_id_for_sku(sku: str) -> str:
+    return sku.strip().lower()
+
+
+def bump_catalog_version() -> None:
+    try:
+        cache.incr(VERSION_KEY)
+    except ValueError:  # no version yet: start one above the selectors' default of 1
+        cache.add(VERSION_KEY, 2, timeout=None)
+
+
+def validate_product_input(data: ProductInput) -> dict[str, Any]:
+    """The document fields for `data`; raises InvalidProduct naming each bad field."""
+    fields: dict[str, list[str]] = {}
+    if not SKU_PATTERN.match(data.sku.strip()):
+        fields["sku"] = ["Use 1-64 letters, digits, dots, dashes or underscores."]
+    if not data.name.strip() or len(data.name) > 200:
+        fields["name"] = ["A name of 1-200 characters is required."]
+    if not data.category.strip() or len(data.category) > 60:
+        fields["category"] = ["A category of 1-60 characters is required."]
+    if data.currency not in CURRENCIES:
+        fields["currency"] = [f"One of {', '.join(sorted(CURRENCIES))}."]
+    try:
+        price_cents = to_cents(data.price)
+        if price_cents < 0 or price_cents > 100_000_000:
+            raise ValueError
+    except ValueError:
+        fields["price"] = ["A price from 0.00 to 1000000.00 with at most two decimals."]
+        price_cents = 0
+    if not 0 <= data.stock <= 1_000_000:
+        fields["stock"] = ["Stock from 0 to 1000000."]
+    if fields:
+        raise InvalidProduct("The product is invalid.", fields=fields)
+    return {
+        "sku": data.sku.strip(),
+        "name": data.name.strip(),
+        "description": data.description.strip(),
+        "category": data.category.strip(),
+        "price_cents": price_cents,
+        "currency": data.currency,
+        "stock": data.stock,
+        "image_url": data.image_url.strip(),
+        "active": data.active,
+    }
+
+
+def create_product(*, data: ProductInput) -> Product:
+    """Create a product whose id is its lower-cased SKU; raises SkuAlreadyExists if that SKU is taken."""
+    fields = validate_product_input(data)
+    ensure_product_index()
+    now = timezone.now()
+    product_id = product_id_for_sku(fields["sku"])
+    try:
+        # op_type=create makes the SKU unique: a second create of the same id is a 409, even under races.
+        # refresh=wait_for: the edit must show in listings (a search) as soon as the admin sees "saved".
+        es.client().index(
+            index=products_alias(),
+            id=product_id,
+            document={**fields, "created_at": now, "updated_at": now},
+            op_type="create",
+            refresh="wait_for",
+        )
+    except ConflictError:
+        raise SkuAlreadyExists(
+            f"A product with SKU {fields['sku']!r} exists already.", fields={"sku": ["This SKU is taken."]}
+        ) from None
+    bump_catalog_version()
+    return get_product(product_id=product_id, include_inactive=True, use_cache=False)
+
+
+def update_product(
+    *, product_id: str, data: ProductInput, if_seq_no: int | None = None, if_primary_term: int | None = None
+) -> Product:
+    """Replace a product's editable fields (the SKU stays). With `if_seq_no`/`if_primary_term` from the
+    version the editor read, a concurrent change is refused with ProductChanged instead of overwritten."""
+    fields = validate_product_input(data)
+    current = get_product(product_id=product_id, include_inactive=True, use_cache=False)
+    fields["sku"] = current.sku
+    concurrency = {}
+    if if_seq_no is not None and if_primary_term is not None:
+        concurrency = {"if_seq_no": if_seq_no, "if_primary_term": if_primary_term}
+    try:
+        es.client().index(
+            index=products_alias(),
+            id=product_id,
+            document={**fields, "created_at": current.created_at, "updated_at": timezone.now()},
+            refresh="wait_for",
+            **concurrency,
+        )
+    except ConflictError:
+        raise ProductChanged("Someone else changed this product meanwhile; reload it and try again.") from None
+    bump_catalog_version()
+    return get_product(product_id=product_id, include_inactive=True, use_cache=False)
+
+
+def set_product_active(*, product_id: str, active: bool) -> Product:
+    try:
+        es.client().update(
+            index=products_alias(),
+            id=product_id,
+            doc={"active": active, "updated_at": timezone.now()},
+            refresh="wait_for",
+            retry_on_conflict=3,
+        )
+    except NotFoundError:
+        raise ProductNotFound(f"No product with id {product_id!r}.") from None
+    bump_catalog_version()
+    return get_product(product_id=product_id, include_inactive=True, use_cache=False)
+
+
+def bulk_load_products(
+    *, products: Iterable[dict[str, Any]], chunk_size: int = 2000, on_progress: Callable[[int], None] | None = None
+) -> int:
+    """Index product dicts (document fields plus `id`) in bulk. Products whose id exists already are
+    left exactly as they are (op_type=create), so loading the same set twice changes nothing.
+    Returns how many were created."""
+    ensure_product_index()
+    client = es.client()
+    now = timezone.now()
+
+    def actions() -> Iterator[dict[str, Any]]:
+        for product in products:
+            source = {key: value for key, value in product.items() if key != "id"}
+            source.setdefault("created_at", now)
+            source.setdefault("updated_at", now)
+            yield {"_op_type": "create", "_index": products_alias(), "_id": product["id"], "_source": source}
+
+    created = seen = 0
+    for ok, item in streaming_bulk(client, actions(), chunk_size=chunk_size, raise_on_error=False):
+        seen += 1
+        if ok:
+            created += 1
+        elif item["create"].get("status") != 409:  # 409: it exists already, which is fine
+            raise RuntimeError(f"bulk load failed: {item}")
+        if on_progress and seen % chunk_size == 0:
+            on_progress(seen)
+    client.indices.refresh(index=products_alias())
+    if created:
+        bump_catalog_version()
+    if on_progress:
+        on_progress(seen)
+    return created

@@ -1,0 +1,115 @@
+"""Which failures mean "a dependency is down", and the one JSON error shape of the API."""
+
+from __future__ import annotations
+
+import elastic_transport
+import redis.exceptions
+from django.http import JsonResponse
+from ninja import Schema
+
+from shopcart.eventbus import EventBusUnavailable
+
+# Exceptions raised when Elasticsearch, Redis or NATS cannot be reached; each becomes a 503.
+DEPENDENCY_ERRORS: dict[type[BaseException], str] = {
+    elastic_transport.ConnectionError: "elasticsearch",
+    elastic_transport.ConnectionTimeout: "elasticsearch",
+    redis.exceptions.ConnectionError: "redis",
+    redis.exceptions.TimeoutError: "redis",
+    EventBusUnavailable: "nats",
+}
+
+
+def unavailable_dependency(exc: BaseException | None) -> str | None:
+    """The name of the dependency whose failure `exc` reports, or None if it is something else."""
+    for exc_type, name in DEPENDENCY_ERRORS.items():
+        if isinstance(exc, exc_type):
+            return name
+    # Elasticsearch answering 503 itself (e.g. no shard available while it recovers).
+    status = getattr(getattr(exc, "meta", None), "status", None)
+    if status == 503 and type(exc).__module__.startswith("elasticsearch"):
+        return "elasticsearch"
+    return None
+
+
+def error_response(*, status: int, code: str, message: str, fields: dict[str, list[str]] | None = None) -> JsonResponse:
+    """`{"error": {"code", "message", "fields"?}}`, the shape of every API error."""
+    body: dict[str, object] = {"code": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    return JsonResponse({"error": body}, status=status)
+
+
+class DomainError(Exception):
+    """Base of every app's domain errors. Apps subclass one of the kinds below; the API and the
+    pages translate the kind to a status code (see STATUS_FOR_KIND), so services never speak HTTP."""
+
+    code = "error"
+
+    def __init__(self, message: str, *, fields: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+
+
+class Invalid(DomainError):
+    code = "invalid"
+
+
+class NotAuthenticated(DomainError):
+    code = "not_authenticated"
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    code = "conflict"
+
+
+class Throttled(DomainError):
+    code = "throttled"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+STATUS_FOR_KIND: dict[type[DomainError], int] = {
+    Invalid: 400,
+    NotAuthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    Throttled: 429,
+}
+
+
+def status_for(error: DomainError) -> int:
+    for kind, status in STATUS_FOR_KIND.items():
+        if isinstance(error, kind):
+            return status
+    return 400
+
+
+def domain_error_response(error: DomainError) -> JsonResponse:
+    response = error_response(status=status_for(error), code=error.code, message=error.message, fields=error.fields)
+    if isinstance(error, Throttled):
+        response["Retry-After"] = str(error.retry_after)
+    return response
+
+
+class ErrorBody(Schema):
+    code: str
+    message: str
+    fields: dict[str, list[str]] | None = None
+
+
+class ErrorOut(Schema):
+    """The documented shape of every API error, for the OpenAPI schema."""
+
+    error: ErrorBody

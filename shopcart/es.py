@@ -1,0 +1,26 @@
+"""The one Elasticsearch connection, shared by every app through elasticsearch-dsl's registry."""
+
+from django.conf import settings
+from elasticsearch import Elasticsearch
+from elasticsearch_dsl import connections
+
+
+def configure() -> None:
+    connections.configure(
+        default={
+            "hosts": [settings.ELASTICSEARCH_URL],
+            "request_timeout": settings.ELASTICSEARCH_TIMEOUT,
+            # One retry covers a dropped keep-alive connection; more would only delay the 503.
+            "max_retries": 1,
+            "retry_on_timeout": False,
+        }
+    )
+
+
+def client() -> Elasticsearch:
+    return connections.get_connection()
+
+
+def index_name(name: str) -> str:
+    """The physical name for a logical index, e.g. `products` -> `shopcart-products`."""
+    return f"{settings.ELASTICSEARCH_INDEX_PREFIX}-{name}"

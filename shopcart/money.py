@@ -1,0 +1,29 @@
+"""Money is integer minor units (cents) everywhere inside; Decimal at the edges; never float."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+CENTS = Decimal("0.01")
+
+
+def to_decimal(cents: int) -> Decimal:
+    return (Decimal(cents) * CENTS).quantize(CENTS)
+
+
+def to_cents(amount: Decimal | str) -> int:
+    """Exact conversion; raises ValueError for more than two decimal places or a non-number."""
+    error = ValueError(f"{amount!r} is not an amount with at most two decimal places")
+    try:
+        value = Decimal(str(amount))
+        cents = value.quantize(CENTS)
+    except InvalidOperation as exc:
+        raise error from exc
+    if not value.is_finite() or cents != value:
+        raise error
+    return int(cents / CENTS)
+
+
+def format_amount(cents: int) -> str:
+    """`1250` -> `"12.50"`, the API's representation of money."""
+    return str(to_decimal(cents))

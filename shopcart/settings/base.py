@@ -1,0 +1,159 @@
+"""Settings shared by every environment. Each value comes from the environment, with a default
+that works on a developer machine running `make services-up` (see .env.example).
+
+Production adds its hardening in `shopcart.settings.production`.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+# A local .env is optional; real deployments set the environment directly.
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+
+# One secret shared by every replica: sessions, CSRF tokens and API tokens are signed with it, so
+# any replica accepts what another issued (defect 1 of the original). Never generated per process.
+SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-local-dev-only-shopcart-secret-key-change-me")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "shopcart.apps.ShopcartConfig",
+    "accounts.apps.AccountsConfig",
+    "catalog.apps.CatalogConfig",
+    "cart.apps.CartConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "shopcart.middleware.ServedByMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "shopcart.urls"
+WSGI_APPLICATION = "shopcart.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Django's own tables (users, admin). SQLite locally; Postgres in docker-compose via DATABASE_URL.
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/"
+
+# Redis is the cache and the session store, shared by all replicas.
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="shopcart"),
+        "OPTIONS": {
+            "CLIENT_CLASS": "django_redis.client.DefaultClient",
+            # Fail fast when Redis is down, so the request gets a 503 instead of hanging.
+            "SOCKET_CONNECT_TIMEOUT": env.float("REDIS_CONNECT_TIMEOUT", default=1.0),
+            "SOCKET_TIMEOUT": env.float("REDIS_SOCKET_TIMEOUT", default=2.0),
+        },
+    }
+}
+SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+SESSION_CACHE_ALIAS = "default"
+
+ELASTICSEARCH_URL = env.str("ELASTICSEARCH_URL", default="http://127.0.0.1:9200")
+ELASTICSEARCH_TIMEOUT = env.float("ELASTICSEARCH_TIMEOUT", default=5.0)
+# Every index name starts with this, so tests (and several shops) can share one cluster.
+ELASTICSEARCH_INDEX_PREFIX = env.str("ELASTICSEARCH_INDEX_PREFIX", default="shopcart")
+
+NATS_URL = env.str("NATS_URL", default="nats://127.0.0.1:4222")
+NATS_TIMEOUT = env.float("NATS_TIMEOUT", default=2.0)
+
+# --- accounts ---
+# Failed logins allowed per account and per client address within the window, before HTTP 429.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=60)
+# Only behind a proxy that sets it: otherwise a client could pick its own throttling address.
+TRUST_X_FORWARDED_FOR = env.bool("TRUST_X_FORWARDED_FOR", default=False)
+API_TOKEN_TTL = env.int("API_TOKEN_TTL", default=24 * 60 * 60)
+# Users created by `manage.py seed`; an empty password is generated and printed once.
+DEMO_USER_EMAIL = env.str("DEMO_USER_EMAIL", default="demo@shopcart.local")
+DEMO_USER_PASSWORD = env.str("DEMO_USER_PASSWORD", default="")
+STAFF_USER_EMAIL = env.str("STAFF_USER_EMAIL", default="admin@shopcart.local")
+STAFF_USER_PASSWORD = env.str("STAFF_USER_PASSWORD", default="")
+
+# --- cart ---
+CART_MAX_QUANTITY_PER_LINE = env.int("CART_MAX_QUANTITY_PER_LINE", default=99)
+# Optimistic-concurrency attempts per cart write before answering 409 (the client may retry).
+CART_WRITE_RETRIES = env.int("CART_WRITE_RETRIES", default=10)
+CART_EVENTS_STREAM = env.str("CART_EVENTS_STREAM", default="CART")
+CART_EVENTS_SUBJECT_PREFIX = env.str("CART_EVENTS_SUBJECT_PREFIX", default="cart")
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Serve static files straight from the app directories when collectstatic has not run (dev, tests).
+WHITENOISE_USE_FINDERS = True
+
+# Which replica answered; X-Served-By on every response. Defaults to host:pid.
+SERVED_BY = env.str("SERVED_BY", default="")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "elastic_transport": {"level": "WARNING"},
+        "nats": {"level": "WARNING"},
+    },
+}

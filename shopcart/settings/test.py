@@ -1,0 +1,20 @@
+"""Settings for the test suite: the real local services, isolated by name so a run never touches dev data."""
+
+import os
+import uuid
+
+from .base import *  # noqa: F403
+from .base import env
+
+# One id per test session (shared with subprocesses through the environment), used for index and
+# stream names so runs never see each other's data.
+TEST_RUN_ID = os.environ.setdefault("SHOPCART_TEST_RUN_ID", uuid.uuid4().hex[:8])
+
+# Never taken from ELASTICSEARCH_INDEX_PREFIX, so a .env pointing at dev data cannot leak into tests.
+ELASTICSEARCH_INDEX_PREFIX = f"test-{TEST_RUN_ID}"
+REDIS_URL = env.str("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15")
+CACHES["default"]["LOCATION"] = REDIS_URL  # noqa: F405
+CACHES["default"]["KEY_PREFIX"] = f"test-{TEST_RUN_ID}"  # noqa: F405
+
+# Fast hashing: the tests exercise flows, not bcrypt cost.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

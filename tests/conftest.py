@@ -1,0 +1,66 @@
+"""Suite-wide fixtures. The tests use the real local services; if one is missing the run stops at
+once and says how to start it, instead of skipping anything."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+START_HINT = "Start the local stack with: make services-up   (or run the whole suite with: make test)"
+
+
+def _tcp_reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _elasticsearch_up(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/_cluster/health", timeout=5) as response:  # noqa: S310
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    missing = []
+    if not _elasticsearch_up(settings.ELASTICSEARCH_URL):
+        missing.append(f"Elasticsearch at {settings.ELASTICSEARCH_URL}")
+    if not _tcp_reachable(settings.REDIS_URL, 6379):
+        missing.append(f"Redis at {settings.REDIS_URL}")
+    if not _tcp_reachable(settings.NATS_URL, 4222):
+        missing.append(f"NATS at {settings.NATS_URL}")
+    if missing:
+        pytest.exit(f"Required services are not reachable: {', '.join(missing)}.\n{START_HINT}", returncode=3)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _clean_test_data() -> Iterator[None]:
+    """Each run has its own index prefix and cache prefix; remove both afterwards."""
+    from django.core.cache import cache
+
+    from shopcart import es
+
+    yield
+    # Elasticsearch 8 refuses wildcard deletes (action.destructive_requires_name), so name each index.
+    names = list(es.client().indices.get(index=f"{settings.ELASTICSEARCH_INDEX_PREFIX}-*", expand_wildcards="all"))
+    if names:
+        es.client().indices.delete(index=",".join(names))
+    cache.delete_pattern("*")
+
+
+def stack(*args: str) -> None:
+    """Drive the local stack (devstack/stack.sh), e.g. stack("stop", "redis")."""
+    subprocess.run(["bash", str(ROOT / "devstack" / "stack.sh"), *args], check=True, capture_output=True, timeout=300)

@@ -1,0 +1,121 @@
+"""The container topology and the production settings. Docker cannot run on this machine, so the
+compose file is checked for the structure the scale-out relies on."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import elasticsearch
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_compose_has_every_service_with_a_health_check(compose: dict) -> None:
+    services = compose["services"]
+    assert {"nginx", "web", "elasticsearch", "redis", "nats", "postgres"} <= set(services)
+    for name in ("nginx", "web", "elasticsearch", "redis", "nats", "postgres"):
+        assert "healthcheck" in services[name], f"{name} has no healthcheck"
+
+
+def test_web_can_be_scaled(compose: dict) -> None:
+    web = compose["services"]["web"]
+    assert "container_name" not in web, "a fixed container name prevents --scale web=N"
+    assert "ports" not in web, "replicas are reached through nginx, not host ports"
+    assert web["build"] == "."
+    conditions = {name: dep["condition"] for name, dep in web["depends_on"].items()}
+    assert conditions == {
+        "migrate": "service_completed_successfully",
+        "elasticsearch": "service_healthy",
+        "redis": "service_healthy",
+        "nats": "service_healthy",
+    }
+    env = web["environment"]
+    assert env["DJANGO_SETTINGS_MODULE"] == "shopcart.settings.production"
+    assert env["DATABASE_URL"].startswith("postgres://")
+    for key in ("SECRET_KEY", "ELASTICSEARCH_URL", "REDIS_URL", "NATS_URL"):
+        assert key in env
+
+
+def test_nginx_balances_over_web(compose: dict) -> None:
+    nginx = compose["services"]["nginx"]
+    assert nginx["depends_on"]["web"]["condition"] == "service_healthy"
+    conf_path = next(v.split(":")[0] for v in nginx["volumes"] if "nginx" in v)
+    conf = (ROOT / conf_path).read_text()
+    assert re.search(r"server\s+web:8000", conf)
+    assert "proxy_next_upstream" in conf
+
+
+def test_elasticsearch_image_matches_the_client_major_version(compose: dict) -> None:
+    image = compose["services"]["elasticsearch"]["image"]
+    assert image.startswith("docker.elastic.co/elasticsearch/elasticsearch:")
+    server_version = image.rsplit(":", 1)[1]
+    assert server_version.split(".")[0] == elasticsearch.__versionstr__.split(".")[0] == "8"
+    es_pom = (ROOT / "devstack" / "elasticsearch" / "pom.xml").read_text()
+    assert f"<es.version>{server_version}</es.version>" in es_pom
+
+
+def test_nats_runs_jetstream_and_redis_persists(compose: dict) -> None:
+    assert "-js" in compose["services"]["nats"]["command"]
+    assert "--appendonly" in compose["services"]["redis"]["command"]
+
+
+def test_env_example_names_every_setting() -> None:
+    keys = {line.split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines() if "=" in line}
+    keys |= {line.lstrip("# ").split("=", 1)[0] for line in (ROOT / ".env.example").read_text().splitlines()}
+    for key in ("DATABASE_URL", "ELASTICSEARCH_URL", "REDIS_URL", "NATS_URL", "SECRET_KEY", "ALLOWED_HOSTS", "DEBUG"):
+        assert key in keys
+
+
+def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_check_deploy_is_clean_under_production_settings() -> None:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "shopcart.settings.production",
+        "SECRET_KEY": "x" * 20 + "a-long-and-random-production-secret-value",
+        "ALLOWED_HOSTS": "shop.example.com",
+    }
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_production_settings_refuse_to_start_without_a_secret_key() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
+    env["DJANGO_SETTINGS_MODULE"] = "shopcart.settings.production"
+    result = _manage("check", env=env)
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
+
+
+def test_local_default_database_is_sqlite() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env["DJANGO_SETTINGS_MODULE"] = "shopcart.settings.base"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings; "
+            "print(settings.DATABASES['default']['ENGINE'])",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == "django.db.backends.sqlite3", result.stderr
