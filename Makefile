@@ -18,7 +18,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: help venv services-up services-down services-status migrate seed run dev test lint fmt check-deploy clean
+.PHONY: help venv services-up services-down services-status migrate seed run dev browser test lint fmt check-deploy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -67,7 +67,10 @@ check-deploy: venv ## manage.py check --deploy under production settings
 	DJANGO_SETTINGS_MODULE=shopcart.settings.production SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))') \
 		ALLOWED_HOSTS=shop.example.com $(PY) manage.py check --deploy --fail-level WARNING
 
-test: lint services-up ## Lint, then the whole suite against the real services
+browser: ## Install Debian's Chromium for the browser tests (once)
+	@bash devstack/stack.sh ensure-package chromium
+
+test: lint services-up browser ## Lint, then the whole suite against the real services
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 clean: services-down ## Stop services and delete local data, caches and the virtualenv

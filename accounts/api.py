@@ -9,6 +9,7 @@ from ninja import Router, Schema, Status
 from accounts import services
 from accounts.http import client_address
 from accounts.models import User
+from shopcart.errors import COMMON_ERROR_RESPONSES, ErrorOut
 
 router = Router(tags=["accounts"])
 
@@ -41,26 +42,16 @@ class TokenOut(Schema):
     expires_in: int
 
 
-class ErrorBody(Schema):
-    code: str
-    message: str
-    fields: dict[str, list[str]] | None = None
-
-
-class ErrorOut(Schema):
-    """Every error: `{"error": {"code", "message", "fields"?}}` (for the OpenAPI docs)."""
-
-    error: ErrorBody
-
-
-@router.post("/register", response={201: UserOut, 400: ErrorOut, 409: ErrorOut}, summary="Create an account")
+@router.post("/register", response={201: UserOut, 409: ErrorOut, **COMMON_ERROR_RESPONSES}, summary="Create an account")
 def register(request: HttpRequest, payload: RegisterIn) -> Status[User]:
     """409 when the e-mail address is taken in any letter case; 400 with `fields` otherwise."""
     user = services.register_user(name=payload.name, email=payload.email, password=payload.password)
     return Status(201, user)
 
 
-@router.post("/login", response={200: TokenOut, 400: ErrorOut, 401: ErrorOut, 429: ErrorOut}, summary="Get a token")
+@router.post(
+    "/login", response={200: TokenOut, 401: ErrorOut, 429: ErrorOut, **COMMON_ERROR_RESPONSES}, summary="Get a token"
+)
 def login(request: HttpRequest, payload: LoginIn) -> services.IssuedToken:
     """A Bearer token valid on every replica for `expires_in` seconds. 429 with `Retry-After` after
     too many failures for the account or from the client address."""
@@ -70,7 +61,12 @@ def login(request: HttpRequest, payload: LoginIn) -> services.IssuedToken:
     return services.issue_token(user=user)
 
 
-@router.post("/logout", response={204: None, 401: ErrorOut}, auth=bearer_auth, summary="Revoke the token")
+@router.post(
+    "/logout",
+    response={204: None, 401: ErrorOut, **COMMON_ERROR_RESPONSES},
+    auth=bearer_auth,
+    summary="Revoke the token",
+)
 def logout(request: HttpRequest) -> Status[None]:
     """Revokes the presented token on every replica; other tokens of the user stay valid."""
     # bearer_auth has already accepted the header; take the token out of it the same way it did.
@@ -79,6 +75,11 @@ def logout(request: HttpRequest) -> Status[None]:
     return Status(204, None)
 
 
-@router.get("/me", response={200: UserOut, 401: ErrorOut}, auth=bearer_auth, summary="The token's user")
+@router.get(
+    "/me",
+    response={200: UserOut, 401: ErrorOut, **COMMON_ERROR_RESPONSES},
+    auth=bearer_auth,
+    summary="The token's user",
+)
 def me(request: HttpRequest) -> User:
     return request.auth  # type: ignore[attr-defined,return-value]

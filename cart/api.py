@@ -1,5 +1,94 @@
-"""JSON API routes of the cart app (mounted by shopcart/api.py)."""
+"""JSON API routes of the cart app (mounted by shopcart/api.py). Bearer token only: the cart is always
+the token's user's cart, so no URL or body can name someone else's."""
 
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest
 from ninja import Router
+from ninja.security import HttpBearer
 
-router = Router(tags=["cart"])
+from cart import selectors, services
+from cart.owners import user_cart_id
+from cart.schemas import AddItemIn, CartOut, SetQuantityIn
+from shopcart.errors import COMMON_ERROR_RESPONSES, ErrorOut
+
+
+class BearerTokenAuth(HttpBearer):
+    """Delegates to shopcart.api.bearer_auth, looked up per request: shopcart.api imports this module
+    at its end, so importing it here at module level would be circular. Same class name, so the
+    OpenAPI schema shows one security scheme."""
+
+    def authenticate(self, request: HttpRequest, token: str) -> Any:
+        from shopcart.api import bearer_auth
+
+        return bearer_auth.authenticate(request, token)
+
+
+router = Router(tags=["cart"], auth=BearerTokenAuth())
+
+WRITE_RESPONSES: dict[int, Any] = {**COMMON_ERROR_RESPONSES, 200: CartOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut}
+
+
+def _cart_id(request: HttpRequest) -> str:
+    return user_cart_id(request.auth.pk)  # type: ignore[attr-defined]
+
+
+def _out(cart: selectors.Cart) -> dict[str, Any]:
+    # The summary of exactly the version just written: no second read, and read-your-writes.
+    return selectors.summarize(cart=cart).as_api()
+
+
+@router.get(
+    "/user/cart",
+    response={**COMMON_ERROR_RESPONSES, 200: CartOut, 401: ErrorOut},
+    summary="Cart summary",
+    description="Every line with its current unit price, line total and whether the price changed since "
+    "it was added; item and line counts, subtotal and currency. Money is a decimal string.",
+)
+def get_cart(request: HttpRequest) -> dict[str, Any]:
+    return selectors.get_summary(cart_id=_cart_id(request)).as_api()
+
+
+@router.post(
+    "/user/cart",
+    response=WRITE_RESPONSES,
+    summary="Add a product (merges into an existing line)",
+    description="400: invalid quantity, over the per-line maximum (after merging), out of stock, unknown or "
+    "inactive product (`error.fields` names the field). 409 `cart_busy`: concurrent changes kept "
+    "conflicting; nothing was changed, retry.",
+)
+def add_item(request: HttpRequest, payload: AddItemIn) -> dict[str, Any]:
+    cart = services.add_item(cart_id=_cart_id(request), product_id=payload.productId, quantity=payload.quantity)
+    return _out(cart)
+
+
+@router.patch(
+    "/user/cart/items/{product_id}",
+    response=WRITE_RESPONSES,
+    summary="Set a line's quantity",
+    description="404 `line_not_found` if the product is not in the cart; 400 as for adding; 409 `cart_busy`.",
+)
+def set_quantity(request: HttpRequest, product_id: str, payload: SetQuantityIn) -> dict[str, Any]:
+    cart = services.set_quantity(cart_id=_cart_id(request), product_id=product_id, quantity=payload.quantity)
+    return _out(cart)
+
+
+@router.delete(
+    "/user/cart/items/{product_id}",
+    response=WRITE_RESPONSES,
+    summary="Remove a line",
+    description="404 `line_not_found` if the product is not in the cart; 409 `cart_busy`.",
+)
+def remove_item(request: HttpRequest, product_id: str) -> dict[str, Any]:
+    return _out(services.remove_item(cart_id=_cart_id(request), product_id=product_id))
+
+
+@router.delete(
+    "/user/cart",
+    response={**COMMON_ERROR_RESPONSES, 200: CartOut, 401: ErrorOut, 409: ErrorOut},
+    summary="Empty the cart",
+)
+def clear_cart(request: HttpRequest) -> dict[str, Any]:
+    return _out(services.clear_cart(cart_id=_cart_id(request)))

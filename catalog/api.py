@@ -5,12 +5,14 @@ from ninja import Query, Router
 
 from catalog import selectors
 from catalog.schemas import ProductOut, ProductPageOut, ProductQuery
-from shopcart.errors import ErrorOut
+from shopcart.errors import COMMON_ERROR_RESPONSES, ErrorOut
 
 router = Router(tags=["catalog"])
 
 
-@router.get("/products", response=ProductPageOut, summary="List or search active products")
+@router.get(
+    "/products", response={200: ProductPageOut, **COMMON_ERROR_RESPONSES}, summary="List or search active products"
+)
 def list_products(request: HttpRequest, params: Query[ProductQuery]) -> ProductPageOut:
     page = selectors.search_products(
         query=params.q, category=params.category, sort=params.sort, page=params.page, page_size=params.page_size
@@ -18,6 +20,10 @@ def list_products(request: HttpRequest, params: Query[ProductQuery]) -> ProductP
     return ProductPageOut.from_page(page)
 
 
-@router.get("/products/{product_id}", response={200: ProductOut, 404: ErrorOut}, summary="One active product")
+@router.get(
+    "/products/{product_id}",
+    response={200: ProductOut, 404: ErrorOut, **COMMON_ERROR_RESPONSES},
+    summary="One active product",
+)
 def get_product(request: HttpRequest, product_id: str) -> ProductOut:
     return ProductOut.from_product(selectors.get_product(product_id=product_id))

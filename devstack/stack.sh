@@ -4,6 +4,7 @@
 #
 #   devstack/stack.sh up|down|status [elasticsearch|redis|nats ...]
 #   devstack/stack.sh start|stop SERVICE      (one service; the fault tests use these)
+#   devstack/stack.sh ensure-package PACKAGE [COMMAND]   (install a Debian package on first use)
 #
 # Every command is idempotent. Ports come from the environment (see .env.example).
 set -euo pipefail
@@ -46,21 +47,28 @@ stop_pidfile() {
   say "$name: stopped"
 }
 
-# Debian's package starts its own redis on install; a policy-rc.d (the usual container trick) stops
-# that, so the only redis is the one below, with its data under .devstack/.
-ensure_redis_installed() {
-  command -v redis-server >/dev/null && return
-  say "redis: installing Debian package redis-server"
+# Installs a Debian package on first use (root here; sudo otherwise). Debian's packages start their
+# own service on install (redis-server, nginx); a policy-rc.d (the usual container trick) stops that,
+# so the only instance is the one we run, with its data under .devstack/.
+#   ensure_debian_package PACKAGE [COMMAND]   (COMMAND defaults to PACKAGE; /usr/sbin is looked in too)
+ensure_debian_package() {
+  local package=$1 command=${2:-$1}
+  if command -v "$command" >/dev/null || [ -x "/usr/sbin/$command" ]; then return 0; fi
+  say "$package: installing Debian package $package"
   local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  local policy=/usr/sbin/policy-rc.d created=""
+  local policy=/usr/sbin/policy-rc.d created="" log="$LOGS/$package-install.log"
   if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null && $sudo chmod +x "$policy" && created=1
   fi
-  { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server; } \
-    >"$LOGS/redis-install.log" 2>&1 || { [ -n "$created" ] && $sudo rm -f "$policy"; die "apt-get install redis-server failed; see $LOGS/redis-install.log"; }
+  { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$package"; } \
+    >"$log" 2>&1 || { [ -n "$created" ] && $sudo rm -f "$policy"; die "apt-get install $package failed; see $log"; }
   [ -n "$created" ] && $sudo rm -f "$policy"
+  # On a systemd machine the package also enabled its unit for the next boot; we run our own instance.
+  if [ -d /run/systemd/system ]; then $sudo systemctl disable --now "$package" >/dev/null 2>&1 || true; fi
   return 0
 }
+
+ensure_redis_installed() { ensure_debian_package redis-server; }
 
 redis_ping() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; }
 
@@ -109,6 +117,8 @@ check_service() {
 }
 
 cmd="${1:-status}"; shift || true
+# For the other devstack scripts (replicas.sh installs nginx this way).
+if [ "$cmd" = ensure-package ]; then ensure_debian_package "$@"; exit 0; fi
 services=("$@"); [ ${#services[@]} -gt 0 ] || services=("${ALL_SERVICES[@]}")
 for s in "${services[@]}"; do check_service "$s"; done
 

@@ -113,3 +113,7 @@ class ErrorOut(Schema):
     """The documented shape of every API error, for the OpenAPI schema."""
 
     error: ErrorBody
+
+
+# Responses any API operation may give: a malformed request, or a dependency that is down.
+COMMON_ERROR_RESPONSES: dict[int, type[Schema]] = {400: ErrorOut, 503: ErrorOut}

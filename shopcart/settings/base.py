@@ -61,6 +61,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "cart.context_processors.cart_summary",
             ],
         },
     },
@@ -117,10 +118,26 @@ STAFF_USER_PASSWORD = env.str("STAFF_USER_PASSWORD", default="")
 
 # --- cart ---
 CART_MAX_QUANTITY_PER_LINE = env.int("CART_MAX_QUANTITY_PER_LINE", default=99)
-# Optimistic-concurrency attempts per cart write before answering 409 (the client may retry).
+# Optimistic-concurrency attempts per cart change before the client gets a 409 it may retry, with
+# full-jitter exponential backoff between them: uniform(0, min(cap, base * 2**attempt)) seconds.
 CART_WRITE_RETRIES = env.int("CART_WRITE_RETRIES", default=10)
+CART_RETRY_BACKOFF_BASE = env.float("CART_RETRY_BACKOFF_BASE", default=0.005)
+CART_RETRY_BACKOFF_CAP = env.float("CART_RETRY_BACKOFF_CAP", default=0.1)
+# Currency of an empty cart (the first line fixes a cart's currency).
+CART_DEFAULT_CURRENCY = env.str("CART_DEFAULT_CURRENCY", default="USD")
+CART_SUMMARY_CACHE_TTL = env.int("CART_SUMMARY_CACHE_TTL", default=300)
+# The mini-cart count in every page header: a slow Elasticsearch must not slow every page.
+CART_COUNT_TIMEOUT = env.float("CART_COUNT_TIMEOUT", default=0.5)
+# JetStream stream of cart events; subjects are `<prefix>.<event>`.
 CART_EVENTS_STREAM = env.str("CART_EVENTS_STREAM", default="CART")
 CART_EVENTS_SUBJECT_PREFIX = env.str("CART_EVENTS_SUBJECT_PREFIX", default="cart")
+# Redis list of events NATS has not acknowledged yet (the cache KEY_PREFIX goes in front).
+CART_OUTBOX_KEY = env.str("CART_OUTBOX_KEY", default="cart:outbox")
+# The relay leaves events younger than this to the request that is publishing them right now.
+CART_OUTBOX_GRACE_SECONDS = env.float("CART_OUTBOX_GRACE_SECONDS", default=3.0)
+# A daemon thread per process relays the outbox every CART_RELAY_INTERVAL seconds.
+CART_RELAY_THREAD = env.bool("CART_RELAY_THREAD", default=True)
+CART_RELAY_INTERVAL = env.float("CART_RELAY_INTERVAL", default=2.0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -9,6 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from accounts.services import ensure_demo_users
+from cart.services import ensure_cart_index
 from catalog import seeding
 from catalog.indexes import ensure_product_index, recreate_product_index
 from catalog.selectors import count_products
@@ -55,10 +56,6 @@ class Command(BaseCommand):
 
     def _ensure_other_indices(self) -> None:
         """Indices of the other apps (the cart), created through their services."""
-        try:
-            from cart.services import ensure_cart_index
-        except ImportError:  # the cart app has no index yet
-            return
         ensure_cart_index()
 
     def _ensure_users(self) -> None:

@@ -1,0 +1,38 @@
+"""`cart_item_count` for the header's mini-cart on every page.
+
+Lazy: the count is only looked up if a template actually prints it. It reads the cart with a short
+timeout and reuses the cached summary, and it never raises: with Elasticsearch or Redis down the page
+still renders, showing no count (None).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.http import HttpRequest
+from django.utils.functional import SimpleLazyObject
+
+from cart import conf, selectors
+from cart.owners import cart_id_for_request
+
+logger = logging.getLogger(__name__)
+
+
+def _count(request: HttpRequest) -> int | None:
+    try:
+        cart_id = cart_id_for_request(request)
+        if cart_id is None:
+            return 0
+        return selectors.get_item_count(cart_id=cart_id, timeout=float(conf.get("CART_COUNT_TIMEOUT")))
+    except Exception:  # a header badge must never break a page
+        logger.warning("mini-cart count unavailable", exc_info=True)
+        return None
+
+
+def cart_summary(request: HttpRequest) -> dict[str, object]:
+    return {
+        "cart_item_count": SimpleLazyObject(lambda: _count(request)),
+        # The add-to-cart forms' upper bound (catalog/_add_to_cart.html reads `max_quantity`).
+        "cart_max_quantity": conf.max_quantity(),
+        "max_quantity": conf.max_quantity(),
+    }

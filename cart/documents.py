@@ -1,0 +1,84 @@
+"""The cart index: one document per owner, addressed only through the alias `<prefix>-carts`.
+
+The document id is the cart id: `user-<user id>` for a signed-in user, `anon-<random id>` for an
+anonymous session (the random id lives in the session, see cart.owners). Reads are real-time GETs by
+that id and writes are conditional on the `_seq_no`/`_primary_term` the GET returned (cart.services),
+so the mapping only has to serve operators' ad-hoc queries; nothing in the app searches carts.
+"""
+
+from __future__ import annotations
+
+from elasticsearch import BadRequestError
+from elasticsearch_dsl import Date, Document, InnerDoc, Integer, Keyword, Long, MetaField, Nested, Object, Text
+
+from shopcart import es
+
+CARTS = "carts"
+# The physical index behind the alias. A fixed name (not a timestamp) makes creating it idempotent and
+# race-free across replicas: the second creator gets "already exists" and both point the alias at it.
+PHYSICAL_SUFFIX = "v1"
+
+
+def carts_alias() -> str:
+    return es.index_name(CARTS)
+
+
+class CartLine(InnerDoc):
+    productId = Keyword()  # the API's field name, kept in the document for operators
+    sku = Keyword()
+    name = Text(fields={"raw": Keyword(ignore_above=256)})
+    # The unit price when the line was first added, in minor units; the summary compares it with the
+    # current catalog price to flag a change.
+    unit_price_cents = Long()
+    currency = Keyword()
+    quantity = Integer()
+    added_at = Date()
+
+
+class CartDocument(Document):
+    # "user" or "anonymous"; user_id is set for user carts only.
+    kind = Keyword()
+    user_id = Keyword()
+    currency = Keyword()
+    lines = Nested(CartLine)
+    created_at = Date()
+    updated_at = Date()
+    # An anonymous cart being merged at login holds the claimed lines here until the merge finishes
+    # (cart.services.merge_anonymous_cart); stored, not indexed.
+    pending_merge = Object(enabled=False)
+    # Ids of merge claims already applied to this (user) cart, so a retried merge never adds twice.
+    applied_merges = Keyword()
+
+    class Meta:
+        dynamic = MetaField("strict")
+
+    class Index:
+        name = "carts-unused"  # overridden with the physical name when the index is created
+        settings = {"number_of_shards": 1, "number_of_replicas": 0}
+
+
+_ensured: set[str] = set()
+
+
+def ensure_cart_index() -> bool:
+    """Create the physical cart index and its alias unless they exist. True if this call created them.
+
+    Writes never target a missing alias: Elasticsearch would auto-create a concrete index named like
+    the alias, with a guessed mapping, and the alias could then never be added.
+    """
+    alias = carts_alias()
+    if alias in _ensured:
+        return False
+    client = es.client()
+    created = False
+    if not client.indices.exists_alias(name=alias):
+        physical = f"{alias}-{PHYSICAL_SUFFIX}"
+        try:
+            CartDocument._index.clone(physical).create()
+            created = True
+        except BadRequestError as exc:
+            if "resource_already_exists_exception" not in str(exc):
+                raise
+        client.indices.put_alias(index=physical, name=alias)
+    _ensured.add(alias)
+    return created

@@ -1,0 +1,51 @@
+"""Validation of the cart pages' forms (and nothing else: the services decide what is allowed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from cart import conf
+from cart.services import MAX_PRODUCT_ID_LENGTH
+
+
+def _quantity_field(**kwargs: Any) -> forms.IntegerField:
+    maximum = conf.max_quantity()
+    message = f"Enter a whole number from 1 to {maximum}."
+    # max_value is left to the services, which say "at most N of this product" (also after merging).
+    return forms.IntegerField(
+        min_value=1,
+        error_messages={"invalid": message, "min_value": message, "required": message},
+        **kwargs,
+    )
+
+
+class ProductForm(forms.Form):
+    product_id = forms.CharField(max_length=MAX_PRODUCT_ID_LENGTH, error_messages={"required": "Choose a product."})
+
+
+class AddToCartForm(ProductForm):
+    next = forms.CharField(required=False, max_length=2000)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["quantity"] = _quantity_field(required=False)
+
+    def clean_quantity(self) -> int:
+        # A product card's form may leave the box empty: one item.
+        quantity = self.cleaned_data.get("quantity")
+        return 1 if quantity is None else quantity
+
+
+class UpdateQuantityForm(ProductForm):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["quantity"] = _quantity_field()
+
+
+def first_error(form: forms.Form) -> str:
+    for errors in form.errors.values():
+        if errors:
+            return str(errors[0])
+    return "The request was not valid."

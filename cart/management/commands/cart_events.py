@@ -1,0 +1,123 @@
+"""`manage.py cart_events`: follow the cart event stream, or relay the outbox.
+
+manage.py cart_events                    # print new events as JSON lines until Ctrl-C
+manage.py cart_events --from-start       # everything the stream still holds, then new ones
+manage.py cart_events --count 5          # exit after 5 events (scripts, tests)
+manage.py cart_events --relay            # publish events waiting in the Redis outbox, forever
+manage.py cart_events --relay --once     # publish what is waiting now, then exit
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from typing import Any
+
+import nats.errors
+from django.core.management.base import BaseCommand, CommandParser
+from nats.aio.client import Client
+from nats.js.api import DeliverPolicy
+
+from cart import conf, events
+from shopcart.eventbus import EventBusUnavailable, publisher
+
+
+class Command(BaseCommand):
+    help = "Follow the cart events on NATS JetStream (JSON lines), or relay the Redis outbox (--relay)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--from-start", action="store_true", help="start at the oldest event the stream holds")
+        parser.add_argument("--count", type=int, metavar="N", help="exit after N events")
+        parser.add_argument(
+            "--idle-timeout", type=float, metavar="SECONDS", help="exit with status 1 after SECONDS without an event"
+        )
+        parser.add_argument("--relay", action="store_true", help="publish events waiting in the outbox")
+        parser.add_argument("--once", action="store_true", help="with --relay: one pass over the outbox, then exit")
+        parser.add_argument(
+            "--interval", type=float, default=1.0, metavar="SECONDS", help="with --relay: pause between passes"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            if options["relay"]:
+                self._relay(once=options["once"], interval=options["interval"])
+            else:
+                self._follow(
+                    from_start=options["from_start"], count=options["count"], idle_timeout=options["idle_timeout"]
+                )
+        except KeyboardInterrupt:
+            self.stderr.write("stopped")
+
+    # -- relay -------------------------------------------------------------------------------------
+
+    def _relay(self, *, once: bool, interval: float) -> None:
+        self.stderr.write(f"relaying {events.outbox_key()} to stream {conf.events_stream()}")
+        while True:
+            # --once is for operators draining by hand: no grace period, everything waiting goes now.
+            result = events.relay_outbox(grace=0 if once else None, wait_for_lock=True)
+            if result.published or once:
+                self.stdout.write(f"published {result.published}; {result.remaining} waiting")
+            if result.nats_down:
+                self.stderr.write("NATS is unreachable; events stay in the outbox")
+            if once:
+                if result.remaining:
+                    sys.exit(1)
+                return
+            time.sleep(max(0.1, interval))
+
+    # -- follow ------------------------------------------------------------------------------------
+
+    def _follow(self, *, from_start: bool, count: int | None, idle_timeout: float | None) -> None:
+        stream, prefix = conf.events_stream(), conf.subject_prefix()
+        policy = DeliverPolicy.ALL if from_start else DeliverPolicy.NEW
+        self.stderr.write(f"following stream {stream} ({prefix}.>)")
+        subscription: Any = None
+        seen = 0
+        last_event = time.monotonic()
+
+        async def subscribe(client: Client) -> Any:
+            js = client.jetstream(timeout=publisher().timeout)
+            # An ordered consumer: ephemeral, in order, and it recovers by itself after a reconnect.
+            return await js.subscribe(f"{prefix}.>", stream=stream, ordered_consumer=True, deliver_policy=policy)
+
+        async def next_message(client: Client) -> Any:
+            try:
+                return await subscription.next_msg(timeout=1.0)
+            except nats.errors.TimeoutError:
+                return None
+
+        try:
+            while count is None or seen < count:
+                try:
+                    if subscription is None:
+                        events.ensure_stream(stream=stream, prefix=prefix)
+                        subscription = publisher().run(subscribe)
+                    message = publisher().run(next_message, timeout=2.0)
+                except EventBusUnavailable as exc:
+                    self.stderr.write(f"NATS unavailable ({exc}); retrying")
+                    time.sleep(1.0)
+                    message = None
+                if message is None:
+                    if idle_timeout is not None and time.monotonic() - last_event > idle_timeout:
+                        self.stderr.write(f"no event for {idle_timeout:.0f}s; {seen} seen")
+                        sys.exit(1)
+                    continue
+                last_event = time.monotonic()
+                seen += 1
+                try:
+                    event = json.loads(message.data)
+                except ValueError:
+                    event = message.data.decode(errors="replace")
+                line = {"seq": message.metadata.sequence.stream, "subject": message.subject, "event": event}
+                self.stdout.write(json.dumps(line, sort_keys=True))
+                self.stdout.flush()
+        finally:
+            if subscription is not None:
+
+                async def unsubscribe(client: Client) -> None:
+                    await subscription.unsubscribe()
+
+                with contextlib.suppress(EventBusUnavailable):
+                    publisher().run(unsubscribe)

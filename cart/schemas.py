@@ -1,0 +1,41 @@
+"""API shapes of the cart (validation and serialisation only)."""
+
+from __future__ import annotations
+
+from ninja import Field, Schema
+from pydantic import StrictInt
+
+# Strict: "2", 1.5, true and "x" are refused with a 400 field error instead of being coerced. The upper
+# bound only keeps absurd numbers out of the services; the real per-line maximum is a setting.
+QUANTITY_LIMIT = 1_000_000
+
+
+class AddItemIn(Schema):
+    productId: str = Field(..., min_length=1, max_length=100, description="The product's id (its lower-cased SKU)")
+    quantity: StrictInt = Field(
+        ..., ge=1, le=QUANTITY_LIMIT, description="Items to add; merged into an existing line of the product"
+    )
+
+
+class SetQuantityIn(Schema):
+    quantity: StrictInt = Field(..., ge=1, le=QUANTITY_LIMIT, description="The line's new quantity")
+
+
+class CartLineOut(Schema):
+    productId: str
+    sku: str
+    name: str
+    unitPrice: str = Field(description='Current unit price, a decimal string like "12.50"')
+    addedUnitPrice: str = Field(description="The unit price when the product was added")
+    quantity: int
+    lineTotal: str = Field(description='unitPrice * quantity ("0.00" for an unavailable line)')
+    priceChanged: bool = Field(description="The current price differs from the price when it was added")
+    available: bool = Field(description="False when the product was deleted or is no longer sold")
+
+
+class CartOut(Schema):
+    lines: list[CartLineOut]
+    itemCount: int = Field(description="Sum of the quantities of available lines")
+    lineCount: int = Field(description="Number of available lines")
+    subtotal: str = Field(description='Sum of the line totals, a decimal string like "37.50"')
+    currency: str
