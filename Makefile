@@ -16,6 +16,9 @@ PY := $(BIN)/python
 export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# `make run REPLICAS=3`: three gunicorn replicas on REPLICA_BASE_PORT+1.. behind nginx on HOST:PORT.
+REPLICAS ?= 1
+REPLICA_BASE_PORT ?= 8100
 PYTEST_ARGS ?=
 
 .PHONY: help venv services-up services-down services-status migrate seed run dev browser test lint fmt check-deploy clean
@@ -46,10 +49,10 @@ migrate: services-up
 seed: migrate ## Load the demo catalog and users (idempotent)
 	$(PY) manage.py seed
 
-run: migrate ## Serve the seeded shop with gunicorn at http://127.0.0.1:8000
+run: migrate ## Serve the seeded shop at http://127.0.0.1:8000 (REPLICAS=N: N gunicorns behind nginx)
 	$(PY) manage.py collectstatic --noinput -v 0
 	$(PY) manage.py seed --if-empty
-	$(BIN)/gunicorn shopcart.wsgi -c shopcart/gunicorn_conf.py --bind $(HOST):$(PORT)
+	HOST=$(HOST) PORT=$(PORT) REPLICA_BASE_PORT=$(REPLICA_BASE_PORT) bash devstack/replicas.sh run $(REPLICAS)
 
 dev: migrate ## Auto-reloading Django dev server at http://127.0.0.1:8000
 	$(PY) manage.py seed --if-empty

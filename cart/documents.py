@@ -80,5 +80,8 @@ def ensure_cart_index() -> bool:
             if "resource_already_exists_exception" not in str(exc):
                 raise
         client.indices.put_alias(index=physical, name=alias)
+        # A process that lost the create race must not write before the primary shard is active
+        # (Elasticsearch would answer 503); waiting for yellow covers winner and losers alike.
+        client.cluster.health(index=alias, wait_for_status="yellow", timeout="30s")
     _ensured.add(alias)
     return created

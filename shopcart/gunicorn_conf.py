@@ -1,6 +1,8 @@
-"""gunicorn settings for `make run` and the container; each can be overridden from the environment."""
+"""gunicorn settings for `make run`, the local replicas (devstack/replicas.sh) and the container; each
+can be overridden from the environment."""
 
 import os
+from typing import Any
 
 # Two cores here: two workers with a few threads each keeps both busy while requests wait on ES/Redis.
 workers = int(os.environ.get("GUNICORN_WORKERS", "2"))
@@ -12,3 +14,25 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "20"))
 keepalive = 5
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
 errorlog = "-"
+
+
+def post_worker_init(worker: Any) -> None:
+    """On SIGTERM: /readyz answers 503 and the worker stops taking new connections at once, while its
+    in-flight requests finish (shopcart/lifecycle.py)."""
+    from shopcart import lifecycle
+
+    lifecycle.install_drain_on_sigterm(worker)
+
+
+def worker_int(worker: Any) -> None:
+    # SIGINT/SIGQUIT: a quick stop, but /readyz should still say so for the moment it takes.
+    from shopcart import lifecycle
+
+    lifecycle.mark_draining()
+
+
+def worker_abort(worker: Any) -> None:
+    # SIGABRT after a worker timeout: it is about to die.
+    from shopcart import lifecycle
+
+    lifecycle.mark_draining()

@@ -10,6 +10,7 @@ from django.template.loader import render_to_string
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from shopcart import lifecycle
 from shopcart.errors import error_response, unavailable_dependency
 from shopcart.health import run_checks
 
@@ -26,7 +27,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Readiness: every dependency answers. 503 (and the failing names) takes the replica out of rotation."""
+    """Readiness: every dependency answers. 503 (and the failing names) takes the replica out of rotation.
+    Also 503 while this process shuts down (SIGTERM): it finishes what it has and takes nothing new."""
+    if lifecycle.is_draining():
+        return JsonResponse({"status": "draining", "checks": {}}, status=503)
     results = run_checks()
     ready = all(result.up for result in results)
     body = {
