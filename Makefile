@@ -21,7 +21,7 @@ REPLICAS ?= 1
 REPLICA_BASE_PORT ?= 8100
 PYTEST_ARGS ?=
 
-.PHONY: help venv services-up services-down services-status migrate seed run dev browser test lint fmt check-deploy clean
+.PHONY: help venv services-up services-down services-status migrate seed run dev browser test test-faults lint fmt check-deploy bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -75,6 +75,17 @@ browser: ## Install Debian's Chromium for the browser tests (once)
 
 test: lint services-up browser ## Lint, then the whole suite against the real services
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-faults: services-up ## Stop and restart Elasticsearch, Redis and NATS under load (docs/operations.md)
+	$(BIN)/pytest -m faults
+
+$(BIN)/.bench-installed: bench/requirements.txt $(BIN)/.installed
+	$(PY) -m pip install -q -r bench/requirements.txt
+	@touch $@
+
+bench: migrate $(BIN)/.bench-installed ## Load benchmarks of the production setup on loopback (~3 min; bench/README.md)
+	@bash devstack/stack.sh ensure-package wrk
+	$(PY) bench/run.py
 
 clean: services-down ## Stop services and delete local data, caches and the virtualenv
 	rm -rf .devstack .cache $(VENV) staticfiles db.sqlite3

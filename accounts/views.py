@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import views as auth_views
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render, resolve_url
 from django.urls import reverse_lazy
@@ -46,13 +47,16 @@ def signup(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            user = services.register_user(name=data["name"], email=data["email"], password=data["password1"])
+            # One transaction with the log-in: if the session cannot be stored (Redis down) the account
+            # is rolled back too, so the 503 the visitor gets is true and signing up again works.
+            with transaction.atomic():
+                user = services.register_user(name=data["name"], email=data["email"], password=data["password1"])
+                auth_login(request, user, backend=_MODEL_BACKEND)  # new session key, see LoginView
         except DomainError as exc:  # InvalidRegistration, EmailTaken
             for field, field_messages in (exc.fields or {None: [exc.message]}).items():
                 for message in field_messages:
                     form.add_error(_SIGNUP_FIELDS.get(field or ""), message)
         else:
-            auth_login(request, user, backend=_MODEL_BACKEND)  # new session key, see LoginView
             messages.success(request, f"Welcome, {user.name}! Your account is ready.")
             return HttpResponseRedirect(_safe_next(request))
     return render(request, "accounts/signup.html", {"form": form, "next": request.GET.get("next", "")})

@@ -3,6 +3,7 @@ the token's user's cart, so no URL or body can name someone else's."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.http import HttpRequest
@@ -12,7 +13,9 @@ from ninja.security import HttpBearer
 from cart import selectors, services
 from cart.owners import user_cart_id
 from cart.schemas import AddItemIn, CartOut, SetQuantityIn
-from shopcart.errors import COMMON_ERROR_RESPONSES, ErrorOut
+from shopcart.errors import COMMON_ERROR_RESPONSES, ErrorOut, unavailable_dependency
+
+logger = logging.getLogger(__name__)
 
 
 class BearerTokenAuth(HttpBearer):
@@ -37,7 +40,15 @@ def _cart_id(request: HttpRequest) -> str:
 
 def _out(cart: selectors.Cart) -> dict[str, Any]:
     # The summary of exactly the version just written: no second read, and read-your-writes.
-    return selectors.summarize(cart=cart).as_api()
+    try:
+        return selectors.summarize(cart=cart, lookup=False).as_api()
+    except Exception as exc:
+        if unavailable_dependency(exc) is None:
+            raise
+        # The write is acknowledged by Elasticsearch: a 503 ("nothing was changed") would be false and
+        # a client retrying it would add twice. Answer with the cart as written, at its recorded prices.
+        logger.warning("cart %s written, but summarising it failed (%r); answering with recorded prices", cart.id, exc)
+        return selectors.summarize_as_recorded(cart=cart).as_api()
 
 
 @router.get(
@@ -47,8 +58,8 @@ def _out(cart: selectors.Cart) -> dict[str, Any]:
     description="Every line with its current unit price, line total and whether the price changed since "
     "it was added; item and line counts, subtotal and currency. Money is a decimal string.",
 )
-def get_cart(request: HttpRequest) -> dict[str, Any]:
-    return selectors.get_summary(cart_id=_cart_id(request)).as_api()
+def get_cart(request: HttpRequest) -> CartOut:
+    return CartOut.from_api(selectors.get_summary(cart_id=_cart_id(request)).as_api())
 
 
 @router.post(

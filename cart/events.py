@@ -187,6 +187,7 @@ def emit(events: Iterable[dict[str, Any]]) -> None:
     _ensure_relay_thread()
 
     published_all = True
+    pending: int | None = None
     for entry in entries:
         try:
             _publish(entry)
@@ -201,22 +202,32 @@ def emit(events: Iterable[dict[str, Any]]) -> None:
                 break
             continue
         if queued:
-            _remove(entry)
+            pending = _remove(entry)
     if published_all and queued:
         # NATS is up: deliver anything older that an earlier request could not.
         try:
-            if pending_count():
+            if pending is None:
+                pending = pending_count()
+            if pending:
                 relay_outbox(limit=50, wait_for_lock=False)
         except redis.exceptions.RedisError:
             logger.warning("cart outbox relay skipped: Redis unavailable", exc_info=True)
 
 
-def _remove(entry: OutboxEntry) -> None:
+def _remove(entry: OutboxEntry) -> int | None:
+    """Remove an acknowledged entry. Returns how many entries still wait, read in the same round trip
+    (so emit needs no separate LLEN: one Redis round trip fewer per cart write); None if Redis failed."""
+    key = outbox_key()
     try:
-        _redis().lrem(outbox_key(), 1, entry.raw)
+        pipe = _redis().pipeline(transaction=False)
+        pipe.lrem(key, 1, entry.raw)
+        pipe.llen(key)
+        _, pending = pipe.execute()
     except redis.exceptions.RedisError:
         # Left in the outbox, it is published again later; JetStream drops the duplicate id.
         logger.warning("could not remove cart event %s from the outbox", entry.event["eventId"])
+        return None
+    return int(pending)
 
 
 # -- relay -----------------------------------------------------------------------------------------

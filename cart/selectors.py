@@ -197,19 +197,22 @@ def _summary_key(cart: Cart, version: int) -> str:
     return f"cart:summary:{cart.id}:{cart.primary_term}:{cart.seq_no}:v{version}"
 
 
-def summarize(*, cart: Cart) -> CartSummary:
-    """The summary of this version of the cart, priced with the current catalog (cached)."""
+def summarize(*, cart: Cart, lookup: bool = True) -> CartSummary:
+    """The summary of this version of the cart, priced with the current catalog (cached).
+    `lookup=False` for a version just written: nothing has had the time to cache it, so the lookup
+    would only cost a round trip (the result is the same either way; it is still cached)."""
     if not cart.lines:
         return empty_summary(cart_id=cart.id)
     # The version is read before the products: a price change finishing after this read bumps the
     # version past it, so what is cached under this key is never older than the key claims.
     version = catalog_version()
     key = _summary_key(cart, version)
-    cached = cache.get(key)
+    cached = cache.get(key) if lookup else None
     if isinstance(cached, CartSummary):
         return cached
 
-    products = get_products(product_ids=[line.product_id for line in cart.lines])
+    # Priced as of that same version (products cached under it; any product write bumps it).
+    products = get_products(product_ids=[line.product_id for line in cart.lines], as_of_version=version)
     lines = []
     for line in cart.lines:
         product = products.get(line.product_id)
@@ -259,6 +262,37 @@ def summarize(*, cart: Cart) -> CartSummary:
     )
     cache.set(key, summary, conf.summary_ttl())
     return summary
+
+
+def summarize_as_recorded(*, cart: Cart) -> CartSummary:
+    """The summary of this version of the cart from its own lines alone, each at the price it was added
+    at: no catalog and no cache. Only for answering a write Elasticsearch has already acknowledged when
+    the current prices cannot be read at that moment (a service just went down): the client must hear
+    that its change was applied, not get a 503 saying nothing changed, which it would retry."""
+    lines = tuple(
+        SummaryLine(
+            product_id=line.product_id,
+            sku=line.sku,
+            name=line.name,
+            unit_price_cents=line.unit_price_cents,
+            added_unit_price_cents=line.unit_price_cents,
+            quantity=line.quantity,
+            line_total_cents=line.unit_price_cents * line.quantity,
+            price_changed=False,
+            available=True,
+            stock=None,
+            added_at=line.added_at,
+        )
+        for line in cart.lines
+    )
+    return CartSummary(
+        cart_id=cart.id,
+        lines=lines,
+        item_count=sum(line.quantity for line in lines),
+        line_count=len(lines),
+        subtotal_cents=sum(line.line_total_cents for line in lines),
+        currency=cart.currency,
+    )
 
 
 def get_summary(*, cart_id: str | None) -> CartSummary:

@@ -68,6 +68,10 @@ def add(request: HttpRequest) -> HttpResponse:
     finish_pending_merge(request)
     cart_id = cart_id_for_request(request, create=True)
     assert cart_id is not None
+    if request.session.modified:
+        # A new guest cart's id (or a finished merge) is stored before the cart is written: with Redis
+        # down this fails now, with a true "nothing was changed", not after writing a cart nobody finds.
+        request.session.save()
     quantity = form.cleaned_data["quantity"]
     try:
         cart = services.add_item(cart_id=cart_id, product_id=form.cleaned_data["product_id"], quantity=quantity)

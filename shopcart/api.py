@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
+from ninja.parser import Parser
 from ninja.security import HttpBearer
 
 from shopcart.errors import DomainError, domain_error_response, error_response, unavailable_dependency
@@ -23,12 +24,29 @@ class BearerTokenAuth(HttpBearer):
 
 bearer_auth = BearerTokenAuth()
 
+
+class UnsupportedMediaType(Exception):
+    """A request body that is not declared as JSON."""
+
+
+class JsonBodyParser(Parser):
+    """Request bodies are JSON, and declared so: django-ninja would parse a `text/plain` body as JSON
+    anyway and refuse a form body with a vague 400. Only called for an operation that takes a body."""
+
+    def parse_body(self, request: HttpRequest) -> dict:
+        content_type = (request.content_type or "").lower()
+        if content_type != "application/json" and not content_type.endswith("+json"):
+            raise UnsupportedMediaType(content_type or "none")
+        return super().parse_body(request)
+
+
 api = NinjaAPI(
     title="shopcart API",
     version="1.0",
     description='Accounts, catalog and cart. Errors are `{"error": {"code", "message", "fields"?}}`.',
     docs_url="/docs",
     urls_namespace="api",
+    parser=JsonBodyParser(),
 )
 
 
@@ -68,9 +86,21 @@ def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
     return error_response(status=404, code="not_found", message=str(exc) or "Not found.")
 
 
+# Codes for the HTTP errors django-ninja raises itself (say 400 "Cannot parse request body" for bad JSON).
+_HTTP_ERROR_CODES = {400: "bad_request", 401: "not_authenticated", 403: "forbidden", 404: "not_found"}
+
+
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-    return error_response(status=exc.status_code, code="error", message=str(exc))
+    if isinstance(exc.__cause__, UnsupportedMediaType):  # ninja wraps any parser error in a 400
+        return error_response(
+            status=415,
+            code="unsupported_media_type",
+            message=f"Send the body as JSON with 'Content-Type: application/json' (not {exc.__cause__}).",
+        )
+    return error_response(
+        status=exc.status_code, code=_HTTP_ERROR_CODES.get(exc.status_code, "error"), message=str(exc)
+    )
 
 
 @api.exception_handler(Exception)

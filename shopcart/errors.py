@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import elastic_transport
 import redis.exceptions
-from django.http import JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
 from ninja import Schema
 
 from shopcart.eventbus import EventBusUnavailable
@@ -29,6 +30,19 @@ def unavailable_dependency(exc: BaseException | None) -> str | None:
     if status == 503 and type(exc).__module__.startswith("elasticsearch"):
         return "elasticsearch"
     return None
+
+
+def wants_json(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", "")
+
+
+def error_page(request: HttpRequest, *, status: int, code: str, title: str, message: str) -> HttpResponse:
+    """An error in the site's shapes: the JSON error for the API, else the plain error page. Rendered
+    without a request context: an error page must not need the session (Redis may be down)."""
+    if wants_json(request):
+        return error_response(status=status, code=code, message=message)
+    html = render_to_string("errors/error.html", {"status": status, "title": title, "message": message})
+    return HttpResponse(html, status=status)
 
 
 def error_response(*, status: int, code: str, message: str, fields: dict[str, list[str]] | None = None) -> JsonResponse:
@@ -115,5 +129,6 @@ class ErrorOut(Schema):
     error: ErrorBody
 
 
-# Responses any API operation may give: a malformed request, or a dependency that is down.
-COMMON_ERROR_RESPONSES: dict[int, type[Schema]] = {400: ErrorOut, 503: ErrorOut}
+# Responses any API operation may give: a malformed request, a body too large (413, shopcart.middleware)
+# or not JSON (415, shopcart.api), or a dependency that is down.
+COMMON_ERROR_RESPONSES: dict[int, type[Schema]] = {400: ErrorOut, 413: ErrorOut, 415: ErrorOut, 503: ErrorOut}

@@ -6,12 +6,11 @@ import logging
 import sys
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.template.loader import render_to_string
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from shopcart import lifecycle
-from shopcart.errors import error_response, unavailable_dependency
+from shopcart.errors import error_page, unavailable_dependency
 from shopcart.health import run_checks
 
 logger = logging.getLogger(__name__)
@@ -40,32 +39,20 @@ def readyz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(body, status=200 if ready else 503)
 
 
-def _wants_json(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", "")
-
-
-def _error_page(request: HttpRequest, *, status: int, code: str, title: str, message: str) -> HttpResponse:
-    if _wants_json(request):
-        return error_response(status=status, code=code, message=message)
-    # Rendered without a request context: an error page must not need the session (Redis may be down).
-    html = render_to_string("errors/error.html", {"status": status, "title": title, "message": message})
-    return HttpResponse(html, status=status)
-
-
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return _error_page(
+    return error_page(
         request, status=400, code="bad_request", title="Bad request", message="The request could not be understood."
     )
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return _error_page(
+    return error_page(
         request, status=403, code="forbidden", title="Forbidden", message="You are not allowed to do that."
     )
 
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return _error_page(
+    return error_page(
         request, status=404, code="not_found", title="Not found", message="There is nothing at this address."
     )
 
@@ -76,7 +63,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
     exc = sys.exc_info()[1]
     dependency = unavailable_dependency(exc)
     if dependency is None:
-        return _error_page(
+        return error_page(
             request,
             status=500,
             code="server_error",
@@ -84,7 +71,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
             message="Please try again in a moment.",
         )
     logger.warning("%s unavailable while serving %s: %r", dependency, request.path, exc)
-    response = _error_page(
+    response = error_page(
         request,
         status=503,
         code="service_unavailable",

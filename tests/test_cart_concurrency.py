@@ -9,9 +9,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -23,6 +20,7 @@ import pytest
 from django.conf import settings
 
 from cart import events
+from tests.gunicorn_server import gunicorn, manage
 from tests.test_cart_support import (
     cart_events_env,  # noqa: F401 - a fixture, by name
     make_product,
@@ -33,23 +31,8 @@ from tests.test_cart_support import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("cart_events_env")]
 
-ROOT = Path(__file__).resolve().parent.parent
 THREADS = 50
 ADDS_PER_THREAD = 20
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _manage(*args: str, env: dict[str, str]) -> str:
-    result = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
 
 
 @pytest.fixture
@@ -68,8 +51,8 @@ def server(tmp_path: Path) -> Iterator[dict[str, Any]]:
         "GUNICORN_THREADS": "8",
         "GUNICORN_ACCESSLOG": "/dev/null",
     }
-    _manage("migrate", "--noinput", "-v", "0", env=env)
-    created = _manage(
+    manage("migrate", "--noinput", "-v", "0", env=env)
+    created = manage(
         "shell",
         "-c",
         "from accounts.models import User; from accounts.services import issue_token; "
@@ -80,43 +63,8 @@ def server(tmp_path: Path) -> Iterator[dict[str, Any]]:
     user_id, token = created.split()[-2:]
     wipe_cart(f"user-{user_id}")
 
-    port = _free_port()
-    log = (tmp_path / "gunicorn.log").open("w")
-    process = subprocess.Popen(  # our own virtualenv's gunicorn
-        [
-            str(Path(sys.executable).with_name("gunicorn")),
-            "shopcart.wsgi",
-            "-c",
-            "shopcart/gunicorn_conf.py",
-            "--bind",
-            f"127.0.0.1:{port}",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                connection.request("GET", "/healthz")
-                if connection.getresponse().status == 200:
-                    break
-            except OSError:
-                pass
-            assert process.poll() is None, (tmp_path / "gunicorn.log").read_text()
-            assert time.monotonic() < deadline, "gunicorn did not start"
-            time.sleep(0.2)
+    with gunicorn(env=env, log_path=tmp_path / "gunicorn.log") as port:
         yield {"port": port, "token": token, "user_id": user_id, "log": tmp_path / "gunicorn.log"}
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 def _request(connection: http.client.HTTPConnection, method: str, path: str, token: str, body: Any = None) -> Any:

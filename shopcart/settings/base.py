@@ -40,6 +40,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "shopcart.middleware.ServedByMiddleware",
+    # 413 for an oversized body, before anything reads it.
+    "shopcart.middleware.RequestBodyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -47,6 +49,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# The largest request body accepted (bytes); bigger ones get a 413 (shopcart.middleware). The largest
+# real form, a product with its description, is a few KiB. nginx has its own, higher limit in front.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=256 * 1024)
 
 ROOT_URLCONF = "shopcart.urls"
 WSGI_APPLICATION = "shopcart.wsgi.application"
@@ -92,7 +98,8 @@ CACHES = {
         },
     }
 }
-SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+# Django's cache sessions, except that an unreachable Redis is a 503, not an empty session (shopcart/sessions.py).
+SESSION_ENGINE = "shopcart.sessions"
 SESSION_CACHE_ALIAS = "default"
 
 ELASTICSEARCH_URL = env.str("ELASTICSEARCH_URL", default="http://127.0.0.1:9200")

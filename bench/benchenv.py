@@ -1,0 +1,74 @@
+"""The benchmark's configuration: the production settings on plain HTTP over loopback, with a database
+file, index prefixes, cache keys, NATS stream and ports of its own, so a run never touches the
+developer's shop, the test suites or another engineer's stack (fault tests, scale-out tests)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "bench"
+RESULTS_DIR = BENCH_DIR / "results"
+LUA_DIR = BENCH_DIR / "lua"
+DEVSTACK_DIR = ROOT / ".devstack"
+WORK_DIR = DEVSTACK_DIR / "bench"  # generated wrk data, logs of the run
+REPLICAS_DIR = DEVSTACK_DIR / "bench-replicas"
+DB_FILE = DEVSTACK_DIR / "bench.sqlite3"
+VENV_BIN = ROOT / ".venv" / "bin"
+PYTHON = VENV_BIN / "python"
+
+HOST = "127.0.0.1"
+# Clear of `make run` (8000, 8101-), the scale-out tests (18000-18103) and the fault stack (19200, 16379...).
+PORT = 28000
+REPLICA_BASE_PORT = 28100
+REPLICAS = 3
+
+# Two catalogs: the shop the HTTP scenarios run against (100 000 products), and a small one that only
+# the search-latency comparison uses. Both are recreated (and timed) by every run.
+PREFIX_LARGE = "bench-100k"
+PREFIX_SMALL = "bench-1k"
+LARGE_CATALOG = 100_000
+SMALL_CATALOG = 1_000
+CACHE_KEY_PREFIX = "bench"
+EVENTS_STREAM = "BENCH_CART"
+EVENTS_SUBJECT_PREFIX = "bench.cart"
+
+# Fixed, long and obviously not a real deployment's: tokens issued by the prepare step must verify on
+# every replica, and check --deploy wants 50+ characters.
+SECRET_KEY = "bench-only-not-a-deployment-secret-7f3c1a9e5b2d4c6e8a0b1c3d5e7f9a2b4c6d8e0f1a3b5c7d"  # noqa: S105
+
+
+def app_env(*, prefix: str = PREFIX_LARGE) -> dict[str, str]:
+    """The environment of every app process of a run (replicas, manage.py, in-process measurements)."""
+    env = dict(os.environ)
+    # A developer's .env must not leak into the measured configuration (read_env does not overwrite).
+    env.update(
+        DJANGO_SETTINGS_MODULE="shopcart.settings.production",
+        DEBUG="false",
+        SECRET_KEY=SECRET_KEY,
+        # Plain HTTP on loopback: no redirect to HTTPS, cookies usable without TLS.
+        SECURE_SSL_REDIRECT="false",
+        SESSION_COOKIE_SECURE="false",
+        CSRF_COOKIE_SECURE="false",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        DATABASE_URL=f"sqlite:///{DB_FILE}",
+        ELASTICSEARCH_INDEX_PREFIX=prefix,
+        CACHE_KEY_PREFIX=CACHE_KEY_PREFIX,
+        CART_EVENTS_STREAM=EVENTS_STREAM,
+        CART_EVENTS_SUBJECT_PREFIX=EVENTS_SUBJECT_PREFIX,
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def replicas_env(*, prefix: str = PREFIX_LARGE) -> dict[str, str]:
+    """app_env plus where devstack/replicas.sh puts this set."""
+    env = app_env(prefix=prefix)
+    env.update(
+        HOST=HOST,
+        PORT=str(PORT),
+        REPLICA_BASE_PORT=str(REPLICA_BASE_PORT),
+        REPLICAS_DIR=str(REPLICAS_DIR),
+    )
+    return env

@@ -1,0 +1,303 @@
+"""In-process steps of the benchmark, run by bench/run.py in a subprocess with the bench environment
+(bench/benchenv.py): preparing users, tokens and carts, and the measurements that must bypass the
+HTTP cache layer (uncached cart summaries, uncached search on two catalog sizes).
+
+    python bench/inproc.py prepare --out data.json
+    python bench/inproc.py summary --data data.json
+    python bench/inproc.py search --small bench-1k --large bench-100k
+
+Each prints one JSON document on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import benchenv
+
+# bench/run.py passes the bench environment; run by hand, this script takes it from benchenv.
+for _key, _value in benchenv.app_env().items():
+    os.environ.setdefault(_key, _value)
+
+import django  # noqa: E402 - after the environment is set
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.core.cache import cache  # noqa: E402
+from django.db import transaction  # noqa: E402
+
+from accounts.models import User  # noqa: E402
+from accounts.services import issue_token  # noqa: E402
+from cart import selectors as cart_selectors  # noqa: E402
+from cart import services as cart_services  # noqa: E402
+from cart.owners import user_cart_id  # noqa: E402
+from catalog import seeding  # noqa: E402
+from catalog.documents import ProductDocument, products_alias  # noqa: E402
+from catalog.selectors import SORTS, catalog_version, search_products  # noqa: E402
+from catalog.services import bump_catalog_version  # noqa: E402
+
+SUMMARY_SIZES = (1, 20, 200)
+# Products a benchmark adds or re-quantifies have at least this much stock, so "out of stock" answers
+# come from real stock limits only, never from the choice of products.
+MIN_STOCK = 50
+
+# The search mix, mirrored by bench/lua/search.lua: a long tail, so most queries miss the cache as
+# they would in a real shop with many visitors: word + item, typos (fuzzy matching) alone or with the
+# other word, some single words; a category filter now and then, other sorts and later pages.
+VOCABULARY = {
+    "words": [word.lower() for word in seeding._SYNTHETIC_WORDS],
+    "items": [item.lower() for item in seeding._SYNTHETIC_ITEMS],
+    "categories": list(seeding._SYNTHETIC_CATEGORIES),
+}
+
+
+def _typo(rng: random.Random, word: str) -> str:
+    at = rng.randrange(1, len(word))
+    return word[:at] + rng.choice("abcdefghijklmnopqrstuvwxyz") + word[at + 1 :]
+
+
+def search_params(rng: random.Random) -> dict[str, Any]:
+    words, items = VOCABULARY["words"], VOCABULARY["items"]
+    roll = rng.random()
+    if roll < 0.2:
+        query = rng.choice(words + items)
+    elif roll < 0.6:
+        query = f"{rng.choice(words)} {rng.choice(items)}"
+    else:
+        word, item = rng.choice(words), rng.choice(items)
+        if rng.random() < 0.5:
+            word = _typo(rng, word)
+        else:
+            item = _typo(rng, item)
+        if rng.random() < 0.6:
+            query = f"{word} {item}"
+        elif rng.random() < 0.5:
+            query = word
+        else:
+            query = item
+    category = rng.choice(VOCABULARY["categories"]) if rng.random() < 0.3 else ""
+    sort_roll = rng.random()
+    sort = (
+        "relevance" if sort_roll < 0.6 else "price" if sort_roll < 0.75 else "-price" if sort_roll < 0.9 else "newest"
+    )
+    page_roll = rng.random()
+    page = 1 if page_roll < 0.7 else (2 if page_roll < 0.9 else 3)
+    assert sort in SORTS
+    return {"query": query, "category": category, "sort": sort, "page": page}
+
+
+def distinct_search_params(count: int, *, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)  # noqa: S311 - a reproducible workload, not a secret
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    while len(out) < count:
+        params = search_params(rng)
+        key = tuple(sorted(params.items()))
+        if key not in seen:
+            seen.add(key)
+            out.append(params)
+    return out
+
+
+def stats_ms(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+
+    def pct(p: float) -> float:
+        return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+    return {
+        "n": len(ordered),
+        "mean_ms": round(statistics.fmean(ordered), 3),
+        "p50_ms": round(pct(50), 3),
+        "p95_ms": round(pct(95), 3),
+        "p99_ms": round(pct(99), 3),
+    }
+
+
+def timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return (time.perf_counter() - started) * 1000
+
+
+# -- prepare -------------------------------------------------------------------------------------------
+
+
+def product_pool(size: int) -> list[str]:
+    search = (
+        ProductDocument.search(index=products_alias())
+        .filter("term", active=True)
+        .filter("range", stock={"gte": MIN_STOCK})
+        .sort("sku")
+        .source(False)
+    )
+    return [hit.meta.id for hit in search[:size].execute()]
+
+
+def create_users(count: int) -> list[User]:
+    with transaction.atomic():  # one commit, not one fsync per user
+        # No usable password: the benchmark never logs in, it uses tokens (and hashing is slow on purpose).
+        return [
+            User.objects.create_user(email=f"bench-{n:05d}@bench.invalid", password=None, name=f"Bench {n}")
+            for n in range(1, count + 1)
+        ]
+
+
+def prepare(args: argparse.Namespace) -> dict[str, Any]:
+    rng = random.Random(7)  # noqa: S311
+    pool = product_pool(args.pool)
+    if len(pool) < max(SUMMARY_SIZES) + args.lines_per_user:
+        raise SystemExit(f"only {len(pool)} products with stock >= {MIN_STOCK}; seed the catalog first")
+    users = create_users(args.users + len(SUMMARY_SIZES))
+    shoppers, summary_users = users[: args.users], users[args.users :]
+
+    # Every shopper starts with a few lines (set-quantity changes them; adds grow the carts further).
+    lines = [rng.sample(pool, args.lines_per_user) for _ in shoppers]
+    jobs = [
+        (user_cart_id(user.pk), product) for user, products in zip(shoppers, lines, strict=True) for product in products
+    ]
+
+    def add(job: tuple[str, str]) -> None:
+        cart_services.add_item(cart_id=job[0], product_id=job[1], quantity=1)
+
+    def fill(user: User, size: int) -> None:
+        for product in pool[:size]:
+            cart_services.add_item(cart_id=user_cart_id(user.pk), product_id=product, quantity=1)
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        summary_jobs = [
+            executor.submit(fill, user, size) for user, size in zip(summary_users, SUMMARY_SIZES, strict=True)
+        ]
+        list(executor.map(add, jobs))
+        for job in summary_jobs:
+            job.result()
+    print(f"prepared {len(jobs)} cart lines in {time.monotonic() - started:.1f}s", file=sys.stderr)
+
+    return {
+        "tokens": [issue_token(user=user).auth_token for user in shoppers],
+        "lines": lines,
+        "products": pool,
+        "summary": {
+            str(size): {"token": issue_token(user=user).auth_token, "cart_id": user_cart_id(user.pk)}
+            for user, size in zip(summary_users, SUMMARY_SIZES, strict=True)
+        },
+        "vocabulary": VOCABULARY,
+    }
+
+
+# -- measurements --------------------------------------------------------------------------------------
+
+
+def summary(args: argparse.Namespace) -> dict[str, Any]:
+    """Cart summary timings per cart size (get_summary: the cart's real-time GET, then the summary),
+    on each of its three paths:
+
+    * cached: the summary of this cart version is in Redis (a repeated GET);
+    * cart_changed: the summary key deleted first, as after every cart write (the write's own answer
+      and the next GET compute it): products come from the catalog-version product cache;
+    * catalog_changed: the catalog version bumped first, as after any product write: nothing cached,
+      every product fetched from Elasticsearch in one multi-get.
+    """
+    data = json.loads(Path(args.data).read_text())
+    out: dict[str, Any] = {}
+    for size, entry in data["summary"].items():
+        cart_id = entry["cart_id"]
+        cart = cart_selectors.get_cart(cart_id=cart_id)
+        assert len(cart.lines) == int(size), (cart_id, len(cart.lines), size)
+
+        def get(cart_id: str = cart_id) -> float:
+            return timed(lambda: cart_selectors.get_summary(cart_id=cart_id))
+
+        def cart_changed(cart_id: str = cart_id) -> float:
+            current = cart_selectors.get_cart(cart_id=cart_id)
+            cache.delete(cart_selectors._summary_key(current, catalog_version()))
+            return get()
+
+        def catalog_changed() -> float:
+            bump_catalog_version()
+            return get()
+
+        results: dict[str, Any] = {}
+        for name, measure in (("catalog_changed", catalog_changed), ("cart_changed", cart_changed), ("cached", get)):
+            for _ in range(args.warmup):
+                measure()
+            results[name] = stats_ms([measure() for _ in range(args.iterations)])
+        out[size] = results
+    return out
+
+
+def search(args: argparse.Namespace) -> dict[str, Any]:
+    """Uncached search latency on two catalogs with the same distinct queries (so every one misses the
+    cache), interleaved one by one so machine noise hits both catalogs alike."""
+    prefixes = {"small": args.small, "large": args.large}
+    warmup = distinct_search_params(args.warmup, seed=1)
+    measured = distinct_search_params(args.queries, seed=2)
+    samples: dict[str, list[float]] = {name: [] for name in prefixes}
+    hits: dict[str, list[int]] = {name: [] for name in prefixes}
+
+    def run(prefix: str, params: dict[str, Any]) -> tuple[float, int]:
+        settings.ELASTICSEARCH_INDEX_PREFIX = prefix
+        started = time.perf_counter()
+        page = search_products(page_size=24, **params)
+        return (time.perf_counter() - started) * 1000, page.total
+
+    for params in warmup:
+        for prefix in prefixes.values():
+            run(prefix, params)
+    for params in measured:
+        for name, prefix in prefixes.items():
+            elapsed, total = run(prefix, params)
+            samples[name].append(elapsed)
+            hits[name].append(total)
+    return {
+        name: {"prefix": prefix, **stats_ms(samples[name]), "median_hits": statistics.median(hits[name])}
+        for name, prefix in prefixes.items()
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("prepare")
+    p.add_argument("--users", type=int, default=300)
+    p.add_argument("--lines-per-user", type=int, default=3)
+    p.add_argument("--pool", type=int, default=2000)
+    p.add_argument("--out", required=True)
+    s = commands.add_parser("summary")
+    s.add_argument("--data", required=True)
+    s.add_argument("--iterations", type=int, default=100)
+    s.add_argument("--warmup", type=int, default=10)
+    q = commands.add_parser("search")
+    q.add_argument("--small", required=True)
+    q.add_argument("--large", required=True)
+    q.add_argument("--queries", type=int, default=200)
+    q.add_argument("--warmup", type=int, default=40)
+    args = parser.parse_args(argv)
+
+    if args.command == "prepare":
+        result = prepare(args)
+        Path(args.out).write_text(json.dumps(result))
+        print(json.dumps({"users": len(result["tokens"]), "products": len(result["products"])}))
+    elif args.command == "summary":
+        print(json.dumps(summary(args)))
+    else:
+        print(json.dumps(search(args)))
+
+
+if __name__ == "__main__":
+    main()
