@@ -236,23 +236,33 @@ def summarize(*, cart: Cart, lookup: bool = True) -> CartSummary:
                 )
             )
         else:
-            lines.append(
-                SummaryLine(
-                    product_id=line.product_id,
-                    sku=line.sku,
-                    name=line.name,
-                    unit_price_cents=line.unit_price_cents,
-                    added_unit_price_cents=line.unit_price_cents,
-                    quantity=line.quantity,
-                    line_total_cents=0,
-                    price_changed=False,
-                    available=False,
-                    stock=None,
-                    added_at=line.added_at,
-                )
-            )
+            lines.append(_as_recorded(line, available=False))
+    summary = _summary_of(cart, lines)
+    cache.set(key, summary, conf.summary_ttl())
+    return summary
+
+
+def _as_recorded(line: Line, *, available: bool) -> SummaryLine:
+    """A line at the name and price it was added with; an unavailable one counts for nothing."""
+    return SummaryLine(
+        product_id=line.product_id,
+        sku=line.sku,
+        name=line.name,
+        unit_price_cents=line.unit_price_cents,
+        added_unit_price_cents=line.unit_price_cents,
+        quantity=line.quantity,
+        line_total_cents=line.unit_price_cents * line.quantity if available else 0,
+        price_changed=False,
+        available=available,
+        stock=None,
+        added_at=line.added_at,
+    )
+
+
+def _summary_of(cart: Cart, lines: list[SummaryLine]) -> CartSummary:
+    """The totals count available lines only."""
     buyable = [line for line in lines if line.available]
-    summary = CartSummary(
+    return CartSummary(
         cart_id=cart.id,
         lines=tuple(lines),
         item_count=sum(line.quantity for line in buyable),
@@ -260,8 +270,6 @@ def summarize(*, cart: Cart, lookup: bool = True) -> CartSummary:
         subtotal_cents=sum(line.line_total_cents for line in buyable),
         currency=cart.currency,
     )
-    cache.set(key, summary, conf.summary_ttl())
-    return summary
 
 
 def summarize_as_recorded(*, cart: Cart) -> CartSummary:
@@ -269,30 +277,7 @@ def summarize_as_recorded(*, cart: Cart) -> CartSummary:
     at: no catalog and no cache. Only for answering a write Elasticsearch has already acknowledged when
     the current prices cannot be read at that moment (a service just went down): the client must hear
     that its change was applied, not get a 503 saying nothing changed, which it would retry."""
-    lines = tuple(
-        SummaryLine(
-            product_id=line.product_id,
-            sku=line.sku,
-            name=line.name,
-            unit_price_cents=line.unit_price_cents,
-            added_unit_price_cents=line.unit_price_cents,
-            quantity=line.quantity,
-            line_total_cents=line.unit_price_cents * line.quantity,
-            price_changed=False,
-            available=True,
-            stock=None,
-            added_at=line.added_at,
-        )
-        for line in cart.lines
-    )
-    return CartSummary(
-        cart_id=cart.id,
-        lines=lines,
-        item_count=sum(line.quantity for line in lines),
-        line_count=len(lines),
-        subtotal_cents=sum(line.line_total_cents for line in lines),
-        currency=cart.currency,
-    )
+    return _summary_of(cart, [_as_recorded(line, available=True) for line in cart.lines])
 
 
 def get_summary(*, cart_id: str | None) -> CartSummary:
