@@ -22,7 +22,7 @@ from elasticsearch import NotFoundError
 
 from cart import conf
 from cart.documents import carts_alias
-from catalog.selectors import catalog_version, get_products
+from catalog.selectors import catalog_version, get_offers
 from shopcart import es
 from shopcart.money import format_amount, to_decimal
 
@@ -211,8 +211,8 @@ def summarize(*, cart: Cart, lookup: bool = True) -> CartSummary:
     if isinstance(cached, CartSummary):
         return cached
 
-    # Priced as of that same version (products cached under it; any product write bumps it).
-    products = get_products(product_ids=[line.product_id for line in cart.lines], as_of_version=version)
+    # Priced as of that same version (offers cached under it; any product write bumps it).
+    products = get_offers(product_ids=[line.product_id for line in cart.lines], as_of_version=version)
     lines = []
     for line in cart.lines:
         product = products.get(line.product_id)

@@ -310,13 +310,13 @@ def test_summary_cache_is_used_and_keyed_by_the_cart_version(cart_id: str, monke
     product = make_product(price="2.00")
     services.add_item(cart_id=cart_id, product_id=product.id, quantity=1)
     calls = []
-    real = selectors.get_products
+    real = selectors.get_offers
 
     def counting(**kwargs: Any) -> Any:
         calls.append(kwargs)
         return real(**kwargs)
 
-    monkeypatch.setattr(selectors, "get_products", counting)
+    monkeypatch.setattr(selectors, "get_offers", counting)
     first = selectors.get_summary(cart_id=cart_id)
     second = selectors.get_summary(cart_id=cart_id)
     assert (first.item_count, second.item_count, len(calls)) == (1, 1, 1)

@@ -72,6 +72,13 @@ def test_search_covers_description_and_category(catalog: str) -> None:
     assert {p.category for p in selectors.search_products(query="electronics", page_size=100).items} == {"Electronics"}
 
 
+def test_search_puts_the_product_with_the_typed_sku_first(catalog: str) -> None:
+    for typed in ("KIT-0001", "kit-0001"):
+        assert selectors.search_products(query=typed).items[0].sku == "KIT-0001"
+    # A SKU is an identifier: one character off is another product, not a typo to forgive.
+    assert "KIT-0001" not in {p.sku for p in selectors.search_products(query="KIT-0008").items}
+
+
 def test_facet_counts_match_the_data(catalog: str) -> None:
     expected = Counter(product["category"] for product in fixture_products())
     page = selectors.search_products()
@@ -143,6 +150,29 @@ def test_stale_edit_is_refused(empty_catalog: str) -> None:
             if_primary_term=product.primary_term,
         )
     assert selectors.get_product(product_id=product.id).name == "First edit"
+
+
+def test_offers_are_cached_per_catalog_version(empty_catalog: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    product = services.create_product(data=_product_input(price=Decimal("4.00"), stock=3))
+    version = selectors.catalog_version()
+    offers = selectors.get_offers(product_ids=[product.id, "no-such-product", product.id], as_of_version=version)
+    assert offers == {
+        product.id: selectors.Offer(product.id, product.sku, product.name, 400, "USD", 3, True),
+    }
+
+    # Same version: from the Redis hash, no Elasticsearch read at all.
+    def no_elasticsearch(*args: object, **kwargs: object) -> None:
+        raise AssertionError("read Elasticsearch although the offer was cached")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(selectors, "_multi_get", no_elasticsearch)
+        assert selectors.get_offers(product_ids=[product.id], as_of_version=version) == offers
+
+    # A product write bumps the version: the next read under it sees the new price and stock.
+    services.update_product(product_id=product.id, data=_product_input(sku=product.sku, price=Decimal("5.50")))
+    newer = selectors.catalog_version()
+    assert newer > version
+    assert selectors.get_offers(product_ids=[product.id], as_of_version=newer)[product.id].price_cents == 550
 
 
 def test_cached_pages_show_an_admin_edit_immediately(catalog: str, admin_client: Client) -> None:
