@@ -13,7 +13,8 @@ def email_taken(*, email: str) -> bool:
 
 def user_for_token(*, token: str) -> User | None:
     """The active user an API token stands for, or None when the token is malformed, forged,
-    expired or revoked, or its user is gone or deactivated. Used by every app's Bearer auth.
+    expired or revoked, its user is gone or deactivated, or the password changed since it was issued.
+    Used by every app's Bearer auth.
     Redis being down raises (fail closed: the API answers 503, never "let it through")."""
     try:
         claims = tokens.decode(token)
@@ -21,4 +22,7 @@ def user_for_token(*, token: str) -> User | None:
         return None
     if tokens.is_revoked(claims.jti):
         return None
-    return User.objects.filter(pk=claims.user_id, is_active=True).first()
+    user = User.objects.filter(pk=claims.user_id, is_active=True).first()
+    if user is None or not tokens.matches_password(claims, user.password):
+        return None
+    return user

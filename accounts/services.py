@@ -79,7 +79,8 @@ def authenticate_for_login(*, email: str, password: str, client_address: str) ->
 
 def issue_token(*, user: User) -> IssuedToken:
     ttl = tokens.token_ttl()
-    return IssuedToken(auth_token=tokens.encode(tokens.new_claims(user_id=user.pk, ttl=ttl)), expires_in=ttl)
+    claims = tokens.new_claims(user_id=user.pk, password_hash=user.password, ttl=ttl)
+    return IssuedToken(auth_token=tokens.encode(claims), expires_in=ttl)
 
 
 def revoke_token(*, token: str) -> None:

@@ -1,6 +1,8 @@
 """API tokens: JWTs (HS256) signed with a key derived from SECRET_KEY, so every replica accepts what
 another issued, and a restart invalidates nothing (the original's defect 1 was a per-process key).
-A revocation is a Redis key per token id (`jti`) that lives until the token would have expired."""
+A revocation is a Redis key per token id (`jti`) that lives until the token would have expired.
+A token also carries a fingerprint of its user's password hash (`pwd`), so changing the password ends
+every token issued before, as Django's session auth hash ends the other sessions."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import Any
 import jwt
 from django.conf import settings
 from django.core.cache import cache
-from django.utils.crypto import salted_hmac
+from django.utils.crypto import constant_time_compare, salted_hmac
 
 from accounts.errors import InvalidToken
 
@@ -21,6 +23,7 @@ ALGORITHM = "HS256"
 LEEWAY_SECONDS = 5
 DEFAULT_TTL_SECONDS = 86400
 _KEY_SALT = "shopcart.accounts.tokens"
+_PASSWORD_SALT = "shopcart.accounts.tokens.password"  # noqa: S105 (a salt name, not a password)
 _REVOKED_PREFIX = "accounts:revoked-token:"
 
 
@@ -30,6 +33,7 @@ class TokenClaims:
     jti: str
     issued_at: int
     expires_at: int
+    password_fingerprint: str
 
 
 def token_ttl() -> int:
@@ -42,31 +46,49 @@ def signing_key(secret: str | bytes) -> bytes:
     return salted_hmac(_KEY_SALT, "api-token-signing-key", secret=secret, algorithm="sha256").digest()
 
 
+def _secrets() -> list[str | bytes]:
+    return [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+
+
+def password_fingerprint(password_hash: str, *, secret: str | bytes | None = None) -> str:
+    """A keyed digest of the user's password hash (never the hash itself: tokens are readable)."""
+    digest = salted_hmac(_PASSWORD_SALT, password_hash, secret=secret or settings.SECRET_KEY, algorithm="sha256")
+    return digest.hexdigest()[:32]
+
+
+def matches_password(claims: TokenClaims, password_hash: str) -> bool:
+    """Whether the token was issued under this password (with the secret or one of its fallbacks)."""
+    return any(
+        constant_time_compare(claims.password_fingerprint, password_fingerprint(password_hash, secret=secret))
+        for secret in _secrets()
+    )
+
+
 def encode(claims: dict[str, Any]) -> str:
     return jwt.encode(claims, signing_key(settings.SECRET_KEY), algorithm=ALGORITHM)
 
 
-def new_claims(*, user_id: int, ttl: int | None = None) -> dict[str, Any]:
+def new_claims(*, user_id: int, password_hash: str, ttl: int | None = None) -> dict[str, Any]:
     now = int(time.time())
     return {
         "sub": str(user_id),  # RFC 7519 (and PyJWT) want a string subject
         "jti": uuid.uuid4().hex,
         "iat": now,
         "exp": now + (token_ttl() if ttl is None else ttl),
+        "pwd": password_fingerprint(password_hash),
     }
 
 
 def decode(token: str) -> TokenClaims:
     """Checks signature, expiry and the claims' shape; raises InvalidToken. Accepts tokens signed
     with SECRET_KEY_FALLBACKS too, so rotating the secret does not log every client out at once."""
-    secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
-    for secret in secrets:
+    for secret in _secrets():
         try:
             payload = jwt.decode(
                 token,
                 signing_key(secret),
                 algorithms=[ALGORITHM],  # never taken from the token's header
-                options={"require": ["sub", "jti", "iat", "exp"]},
+                options={"require": ["sub", "jti", "iat", "exp", "pwd"]},
                 leeway=LEEWAY_SECONDS,
             )
         except jwt.InvalidSignatureError:
@@ -81,6 +103,7 @@ def decode(token: str) -> TokenClaims:
                 jti=str(payload["jti"]),
                 issued_at=int(payload["iat"]),
                 expires_at=int(payload["exp"]),
+                password_fingerprint=str(payload["pwd"]),
             )
         except (TypeError, ValueError) as exc:
             raise InvalidToken("The token is not valid.") from exc

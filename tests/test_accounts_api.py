@@ -188,16 +188,31 @@ def test_inactive_user_cannot_log_in_and_their_tokens_stop_working(ann: User) ->
     assert log_in(client, "ann@example.com", PASSWORD).status_code == 401
 
 
+def test_changing_the_password_ends_earlier_tokens(ann: User) -> None:
+    client = Client()
+    earlier = token_for(client)
+    assert client.get("/api/me", **bearer(earlier)).status_code == 200
+
+    ann.set_password("a-new-plum-orchard-92")
+    ann.save()
+    response = client.get("/api/me", **bearer(earlier))
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "not_authenticated"
+
+    fresh = log_in(client, "ann@example.com", "a-new-plum-orchard-92").json()["auth_token"]
+    assert client.get("/api/me", **bearer(fresh)).status_code == 200
+
+
 def test_token_issued_by_another_process_is_accepted(ann: User) -> None:
     """A separate interpreter with the same settings (same SECRET_KEY, nothing else shared) issues a
     token through accounts.services; this process accepts it on an authenticated endpoint. It needs
-    no database: issuing only reads the user's id. Then the other way round: a token issued here is
+    no database: issuing only reads the user's id and password hash. Then the other way round: a token issued here is
     verified there. A per-process key (the original's defect) fails both halves."""
     client = Client()
     issued_elsewhere = run_django(
         "from accounts import services\n"
         "from accounts.models import User\n"
-        f"print(services.issue_token(user=User(pk={ann.pk})).auth_token)\n"
+        f"print(services.issue_token(user=User(pk={ann.pk}, password={ann.password!r})).auth_token)\n"
     )
 
     me = client.get("/api/me", **bearer(issued_elsewhere))
@@ -214,7 +229,7 @@ def test_token_from_a_process_with_another_secret_is_refused(ann: User) -> None:
     forged = run_django(
         "from accounts import services\n"
         "from accounts.models import User\n"
-        f"print(services.issue_token(user=User(pk={ann.pk})).auth_token)\n",
+        f"print(services.issue_token(user=User(pk={ann.pk}, password={ann.password!r})).auth_token)\n",
         SECRET_KEY="some-other-deployment-secret-of-decent-length-0123456789",
     )
 
@@ -227,6 +242,7 @@ def test_token_from_a_process_with_another_secret_is_refused(ann: User) -> None:
 def test_expired_token_is_refused(ann: User) -> None:
     now = int(time.time())
     claims = {"sub": str(ann.pk), "jti": "expired-1", "iat": now - 3600, "exp": now - 60}
+    claims["pwd"] = tokens.password_fingerprint(ann.password)
     expired = tokens.encode(claims)
     still_valid = tokens.encode({**claims, "jti": "fresh-1", "exp": now + 60})
     client = Client()

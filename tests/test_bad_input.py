@@ -102,7 +102,7 @@ def test_defect_1_tokens_are_signed_with_the_shared_secret_not_a_per_process_key
     and ::test_token_from_a_process_with_another_secret_is_refused. Here: the key is a function of
     SECRET_KEY alone, so anything holding the secret (a restarted process, another replica) verifies."""
     user = make_user()
-    token = tokens.encode(tokens.new_claims(user_id=user.pk))
+    token = tokens.encode(tokens.new_claims(user_id=user.pk, password_hash=user.password))
     key = tokens.signing_key(settings.SECRET_KEY)  # derived afresh, as another process would
     assert jwt.decode(token, key, algorithms=["HS256"])["sub"] == str(user.pk)
     assert Client(HTTP_AUTHORIZATION=f"Bearer {token}").get("/api/me").status_code == 200
