@@ -67,6 +67,22 @@ def test_search_finds_a_product_by_a_misspelt_word(catalog: str) -> None:
     assert all("Telescope" in product.name for product in page.items)
 
 
+@pytest.mark.parametrize(
+    ("typed", "found"),
+    [
+        ("telscope", True),  # 8 letters: up to two edits (one letter missing here)
+        ("tlescope", True),
+        ("lanturn", True),  # 4-7 letters: one edit
+        ("lantren", True),  # two neighbouring letters swapped count as one edit
+        ("lxntxrn", False),  # two edits in a 7-letter word
+        ("kni", False),  # under 4 letters: as typed (no product has the word "kni")
+        ("antern", False),  # the first letter must be as typed
+    ],
+)
+def test_search_typo_tolerance_rules(catalog: str, typed: str, found: bool) -> None:
+    assert (selectors.search_products(query=typed).total > 0) is found
+
+
 def test_search_covers_description_and_category(catalog: str) -> None:
     assert selectors.search_products(query="allotments").total == 30  # only in Garden descriptions
     assert {p.category for p in selectors.search_products(query="electronics", page_size=100).items} == {"Electronics"}
