@@ -210,8 +210,10 @@ def summary(args: argparse.Namespace) -> dict[str, Any]:
     * cached: the summary of this cart version is in Redis (a repeated GET);
     * cart_changed: the summary key deleted first, as after every cart write (the write's own answer
       and the next GET compute it): products come from the catalog-version product cache;
-    * catalog_changed: the catalog version bumped first, as after any product write: nothing cached,
-      every product fetched from Elasticsearch in one multi-get.
+    * product_edited: as after an edit of one of the cart's products: the catalog version and that
+      product's offer bucket bumped, so the summary is recomputed and that bucket's offers re-read;
+    * catalog_changed: as after a bulk change: the catalog version and every offer bucket bumped,
+      nothing cached, every offer fetched from Elasticsearch in one multi-get.
     """
     data = json.loads(Path(args.data).read_text())
     out: dict[str, Any] = {}
@@ -228,12 +230,22 @@ def summary(args: argparse.Namespace) -> dict[str, Any]:
             cache.delete(cart_selectors._summary_key(current, catalog_version()))
             return get()
 
+        def product_edited(product_id: str = cart.lines[0].product_id) -> float:
+            bump_catalog_version(product_id=product_id)  # what an edit of one of its products does
+            return get()
+
         def catalog_changed() -> float:
-            bump_catalog_version()
+            bump_catalog_version()  # what a bulk change does: every offer bucket too
             return get()
 
         results: dict[str, Any] = {}
-        for name, measure in (("catalog_changed", catalog_changed), ("cart_changed", cart_changed), ("cached", get)):
+        paths = (
+            ("catalog_changed", catalog_changed),
+            ("product_edited", product_edited),
+            ("cart_changed", cart_changed),
+            ("cached", get),
+        )
+        for name, measure in paths:
             for _ in range(args.warmup):
                 measure()
             results[name] = stats_ms([measure() for _ in range(args.iterations)])

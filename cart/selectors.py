@@ -216,8 +216,8 @@ def summarize(*, cart: Cart, lookup: bool = True) -> CartSummary:
     if isinstance(cached, CartSummary):
         return cached
 
-    # Priced as of that same version (offers cached under it; any product write bumps it).
-    products = get_offers(product_ids=[line.product_id for line in cart.lines], as_of_version=version)
+    # Read after the version: a product write bumps its offers' version before the catalog version.
+    products = get_offers(product_ids=[line.product_id for line in cart.lines])
     lines = []
     for line in cart.lines:
         product = products.get(line.product_id)

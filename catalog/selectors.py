@@ -9,6 +9,7 @@ pages unreachable at once, with no per-key invalidation to get wrong.
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -203,41 +204,69 @@ class Offer(NamedTuple):
 
 
 _OFFER_FIELDS = ["sku", "name", "price_cents", "currency", "stock", "active"]
+# Offers are cached per bucket of products, each bucket with a version of its own that a write to one of
+# its products bumps: an edit retires the cached offers of 1/64 of the catalog, not all of them.
+OFFER_BUCKETS = 64
 
 
-def get_offers(*, product_ids: list[str], as_of_version: int) -> dict[str, Offer]:
-    """The offers of several products, as of a catalog version the caller read *before* calling (the
-    cart summary, itself cached under that version); ids that do not exist are left out.
+def offer_bucket(product_id: str) -> int:
+    return zlib.crc32(product_id.encode()) % OFFER_BUCKETS
 
-    Offers are cached in one Redis hash per catalog version (a field per product, a compact JSON
-    array), so pricing a 200-line cart is one HMGET, not 200 keys of pickled products; the misses come
-    from one multi-get of just these fields and are added to the hash. That is as current as the
-    version: every product write bumps it, and whatever is cached under a version was read after the
-    version was, so never older than the key claims."""
+
+def offers_version_key(bucket: int) -> str:
+    """The Redis key (cache prefix included) of a bucket's version; a plain integer, bumped with INCR."""
+    return cache.make_key(f"catalog:offers-version:{products_alias()}:{bucket}")
+
+
+def get_offers(*, product_ids: list[str]) -> dict[str, Offer]:
+    """The current offers of several products; ids that do not exist are left out.
+
+    Cached in Redis, one hash per bucket and bucket version (a field per product, a compact JSON array),
+    so pricing a 200-line cart takes two round trips: the versions of its buckets, then one HMGET per
+    bucket in a pipeline. The misses come from one multi-get of just these fields and are added to their
+    hashes. Never older than the versions: a product write bumps its bucket's version after writing
+    (catalog.services), and what is cached under a version was read after that version was. A caller
+    that caches what it builds under the catalog version (the cart summary) reads that version first:
+    the write bumps the bucket before the catalog version, so a newer catalog version always comes
+    with the newer offers."""
     if not product_ids:
         return {}
-    ids = list(dict.fromkeys(product_ids))
-    key = cache.make_key(_cache_key("offers", version=as_of_version))
     redis = get_redis_connection("default")
-    cached = redis.hmget(key, ids)
-    hits = [(product_id, value) for product_id, value in zip(ids, cached, strict=True) if value is not None]
+    by_bucket: dict[int, list[str]] = {}
+    for product_id in dict.fromkeys(product_ids):
+        by_bucket.setdefault(offer_bucket(product_id), []).append(product_id)
+    buckets = list(by_bucket)
+    versions = redis.mget([offers_version_key(bucket) for bucket in buckets])
+    hash_keys = {
+        bucket: cache.make_key(f"catalog:offers:{products_alias()}:{bucket}:v{int(version or 0)}")
+        for bucket, version in zip(buckets, versions, strict=True)
+    }
+    pipeline = redis.pipeline(transaction=False)
+    for bucket in buckets:
+        pipeline.hmget(hash_keys[bucket], by_bucket[bucket])
+    hits = [
+        (product_id, value)
+        for bucket, values in zip(buckets, pipeline.execute(), strict=True)
+        for product_id, value in zip(by_bucket[bucket], values, strict=True)
+        if value is not None
+    ]
     # One JSON array of all the cached values: a single parse instead of one per product.
-    values = json.loads(b"[" + b",".join(value for _, value in hits) + b"]") if hits else []
-    offers = {product_id: Offer(product_id, *fields) for (product_id, _), fields in zip(hits, values, strict=True)}
-    missing = [product_id for product_id in ids if product_id not in offers]
+    parsed = json.loads(b"[" + b",".join(value for _, value in hits) + b"]") if hits else []
+    offers = {product_id: Offer(product_id, *fields) for (product_id, _), fields in zip(hits, parsed, strict=True)}
+    missing = [product_id for product_id in dict.fromkeys(product_ids) if product_id not in offers]
     if missing:
-        fetched = {}
+        fetched: dict[int, dict[str, str]] = {}
         for doc in _multi_get(missing, source_includes=_OFFER_FIELDS):
             source = doc["_source"]
             fields = [str(source["sku"]), str(source["name"]), int(source["price_cents"]), str(source["currency"])]
             fields += [int(source["stock"]), bool(source["active"])]
             offers[doc["_id"]] = Offer(doc["_id"], *fields)  # type: ignore[arg-type]
-            fetched[doc["_id"]] = json.dumps(fields, separators=(",", ":"))
-        if fetched:
-            pipeline = redis.pipeline(transaction=False)
-            pipeline.hset(key, mapping=fetched)
-            pipeline.expire(key, CACHE_TTL)
-            pipeline.execute()
+            fetched.setdefault(offer_bucket(doc["_id"]), {})[doc["_id"]] = json.dumps(fields, separators=(",", ":"))
+        pipeline = redis.pipeline(transaction=False)
+        for bucket, mapping in fetched.items():
+            pipeline.hset(hash_keys[bucket], mapping=mapping)
+            pipeline.expire(hash_keys[bucket], CACHE_TTL)
+        pipeline.execute()
     return offers
 
 

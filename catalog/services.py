@@ -1,5 +1,6 @@
 """Writes to the catalog. Every write bumps the catalog version, which retires every cached listing
-and detail on every replica at once (see catalog.selectors)."""
+and detail on every replica at once, and the version of the written product's offer bucket (see
+catalog.selectors)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from typing import Any
 
 from django.core.cache import cache
 from django.utils import timezone
+from django_redis import get_redis_connection
 from elasticsearch import ConflictError, NotFoundError
 from elasticsearch.helpers import streaming_bulk
 
 from catalog.documents import products_alias
 from catalog.errors import InvalidProduct, ProductChanged, ProductNotFound, SkuAlreadyExists
 from catalog.indexes import ensure_product_index
-from catalog.selectors import VERSION_KEY, Product, get_product
+from catalog.selectors import OFFER_BUCKETS, VERSION_KEY, Product, get_product, offer_bucket, offers_version_key
 from shopcart import es
 from shopcart.money import to_cents
 
@@ -44,7 +46,15 @@ def product_id_for_sku(sku: str) -> str:
     return sku.strip().lower()
 
 
-def bump_catalog_version() -> None:
+def bump_catalog_version(*, product_id: str | None = None) -> None:
+    """After a write to `product_id` (to any number of products without it): its offer bucket's version
+    first, then the catalog version, in that order, so that whoever sees the new catalog version also
+    sees the new offers (catalog.selectors.get_offers)."""
+    buckets = [offer_bucket(product_id)] if product_id is not None else range(OFFER_BUCKETS)
+    pipeline = get_redis_connection("default").pipeline(transaction=False)
+    for bucket in buckets:
+        pipeline.incr(offers_version_key(bucket))
+    pipeline.execute()
     try:
         cache.incr(VERSION_KEY)
     except ValueError:  # no version yet: start one above the selectors' default of 1
@@ -106,7 +116,7 @@ def create_product(*, data: ProductInput) -> Product:
         raise SkuAlreadyExists(
             f"A product with SKU {fields['sku']!r} exists already.", fields={"sku": ["This SKU is taken."]}
         ) from None
-    bump_catalog_version()
+    bump_catalog_version(product_id=product_id)
     return get_product(product_id=product_id, include_inactive=True, use_cache=False)
 
 
@@ -131,7 +141,7 @@ def update_product(
         )
     except ConflictError:
         raise ProductChanged("Someone else changed this product meanwhile; reload it and try again.") from None
-    bump_catalog_version()
+    bump_catalog_version(product_id=product_id)
     return get_product(product_id=product_id, include_inactive=True, use_cache=False)
 
 
@@ -146,7 +156,7 @@ def set_product_active(*, product_id: str, active: bool) -> Product:
         )
     except NotFoundError:
         raise ProductNotFound(f"No product with id {product_id!r}.") from None
-    bump_catalog_version()
+    bump_catalog_version(product_id=product_id)
     return get_product(product_id=product_id, include_inactive=True, use_cache=False)
 
 

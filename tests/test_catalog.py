@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Iterator
 from decimal import Decimal
 from html import escape
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -168,27 +169,36 @@ def test_stale_edit_is_refused(empty_catalog: str) -> None:
     assert selectors.get_product(product_id=product.id).name == "First edit"
 
 
-def test_offers_are_cached_per_catalog_version(empty_catalog: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    product = services.create_product(data=_product_input(price=Decimal("4.00"), stock=3))
-    version = selectors.catalog_version()
-    offers = selectors.get_offers(product_ids=[product.id, "no-such-product", product.id], as_of_version=version)
-    assert offers == {
-        product.id: selectors.Offer(product.id, product.sku, product.name, 400, "USD", 3, True),
-    }
+def test_offers_are_cached_and_an_edit_retires_only_its_bucket(
+    empty_catalog: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    edited = services.create_product(data=_product_input(price=Decimal("4.00"), stock=3))
+    other = services.create_product(data=_product_input())
+    while selectors.offer_bucket(other.id) == selectors.offer_bucket(edited.id):
+        other = services.create_product(data=_product_input())
+    ids = [edited.id, other.id]
 
-    # Same version: from the Redis hash, no Elasticsearch read at all.
-    def no_elasticsearch(*args: object, **kwargs: object) -> None:
-        raise AssertionError("read Elasticsearch although the offer was cached")
+    offers = selectors.get_offers(product_ids=[edited.id, "no-such-product", *ids])
+    assert set(offers) == set(ids)
+    assert offers[edited.id] == selectors.Offer(edited.id, edited.sku, edited.name, 400, "USD", 3, True)
 
-    with monkeypatch.context() as patch:
-        patch.setattr(selectors, "_multi_get", no_elasticsearch)
-        assert selectors.get_offers(product_ids=[product.id], as_of_version=version) == offers
+    fetched: list[list[str]] = []
+    real_multi_get = selectors._multi_get
 
-    # A product write bumps the version: the next read under it sees the new price and stock.
-    services.update_product(product_id=product.id, data=_product_input(sku=product.sku, price=Decimal("5.50")))
-    newer = selectors.catalog_version()
-    assert newer > version
-    assert selectors.get_offers(product_ids=[product.id], as_of_version=newer)[product.id].price_cents == 550
+    def recording(product_ids: list[str], **kwargs: Any) -> Any:
+        fetched.append(list(product_ids))
+        return real_multi_get(product_ids, **kwargs)
+
+    monkeypatch.setattr(selectors, "_multi_get", recording)
+    # Cached: no Elasticsearch read at all.
+    assert selectors.get_offers(product_ids=ids) == offers
+    assert fetched == []
+
+    # An edit: its new price at once; only its own bucket is read again, the other offer stays cached.
+    services.update_product(product_id=edited.id, data=_product_input(sku=edited.sku, price=Decimal("5.50")))
+    after = selectors.get_offers(product_ids=ids)
+    assert (after[edited.id].price_cents, after[other.id]) == (550, offers[other.id])
+    assert fetched == [[edited.id]]
 
 
 def test_cached_pages_show_an_admin_edit_immediately(catalog: str, admin_client: Client) -> None:

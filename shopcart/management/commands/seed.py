@@ -13,6 +13,7 @@ from cart.services import ensure_cart_index
 from catalog import seeding
 from catalog.indexes import ensure_product_index, recreate_product_index
 from catalog.selectors import count_products
+from catalog.services import bump_catalog_version
 
 
 class Command(BaseCommand):
@@ -34,6 +35,7 @@ class Command(BaseCommand):
             return
         if reset:
             recreate_product_index()
+            bump_catalog_version()  # every product is gone: nothing cached about them may be served
             self.stdout.write("Recreated the product index.")
         elif ensure_product_index():
             self.stdout.write("Created the product index and alias.")
