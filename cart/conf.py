@@ -32,3 +32,7 @@ def events_stream() -> str:
 
 def subject_prefix() -> str:
     return str(get("CART_EVENTS_SUBJECT_PREFIX"))
+
+
+def guest_cart_retention_days() -> int:
+    return int(get("CART_GUEST_CART_RETENTION_DAYS"))

@@ -24,6 +24,7 @@ from typing import Any
 
 from django.utils import timezone
 from elasticsearch import ConflictError, NotFoundError
+from elasticsearch.helpers import scan, streaming_bulk
 
 from cart import conf, events
 from cart.documents import carts_alias
@@ -334,6 +335,49 @@ def delete_cart(*, cart_id: str) -> bool:
     except NotFoundError:
         return False
     return True
+
+
+def delete_abandoned_guest_carts(*, idle_days: int, dry_run: bool = False) -> int:
+    """Delete the anonymous carts nobody has changed for `idle_days` (CART_GUEST_CART_RETENTION_DAYS by
+    default, longer than a session lives): a guest's cart is reachable only through their session, so
+    these are carts nobody can open any more. Returns how many were deleted (found, with `dry_run`).
+
+    Safe beside live traffic: each cart is deleted only at the version the search matched (a delete
+    conditional on its `_seq_no`/`_primary_term`, as the writes are), so a guest who comes back at that
+    moment and changes the cart keeps it. (A scan and a bulk delete rather than `_delete_by_query`,
+    which does the same but lives in the reindex module the local server lacks, docs/adr/0001.)"""
+    if idle_days < 1:
+        raise ValueError("idle_days must be at least 1")
+    ensure_cart_index()
+    query = {
+        "bool": {
+            "filter": [
+                {"term": {"kind": "anonymous"}},
+                {"range": {"updated_at": {"lt": f"now-{int(idle_days)}d"}}},
+            ]
+        }
+    }
+    client = es.client()
+    if dry_run:
+        return int(client.count(index=carts_alias(), query=query)["count"])
+    matched = scan(client, index=carts_alias(), query={"query": query, "seq_no_primary_term": True, "_source": False})
+    deletes = (
+        {
+            "_op_type": "delete",
+            "_index": hit["_index"],
+            "_id": hit["_id"],
+            "if_seq_no": hit["_seq_no"],
+            "if_primary_term": hit["_primary_term"],
+        }
+        for hit in matched
+    )
+    deleted = 0
+    for ok, item in streaming_bulk(client, deletes, raise_on_error=False, raise_on_exception=True):
+        if ok:
+            deleted += 1
+        elif item["delete"].get("status") not in (404, 409):  # gone already, or changed since: both fine
+            raise RuntimeError(f"deleting an abandoned cart failed: {item}")
+    return deleted
 
 
 # -- merging an anonymous cart at log-in ---------------------------------------------------------------

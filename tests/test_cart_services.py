@@ -4,10 +4,14 @@ concurrency, the summary and its cache, and the anonymous-to-user merge."""
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from decimal import Decimal
+from io import StringIO
 from typing import Any
 
 import pytest
+from django.core.management import call_command
+from django.utils import timezone
 from elasticsearch import NotFoundError
 
 from cart import selectors, services
@@ -418,3 +422,56 @@ def test_ensure_cart_index_is_idempotent_and_the_mapping_strict(cart_id: str) ->
     assert index_mapping["mappings"]["properties"]["lines"]["type"] == "nested"
     with pytest.raises(Exception, match="strict_dynamic_mapping_exception"):
         es.client().index(index=carts_alias(), id=cart_id, document={"unexpected": 1})
+
+
+# -- abandoned guest carts ---------------------------------------------------------------------------------
+
+
+def test_cleanup_deletes_only_guest_carts_idle_past_the_retention(cart_id: str) -> None:
+    product = make_product(price="3.00")
+    stale_guest, fresh_guest, stale_user = f"anon-{unique()}", f"anon-{unique()}", cart_id
+    for owner in (stale_guest, fresh_guest, stale_user):
+        services.add_item(cart_id=owner, product_id=product.id, quantity=1)
+    # As if untouched for 40 days (the test cannot wait a month): only updated_at is changed.
+    long_ago = (timezone.now() - timedelta(days=40)).isoformat()
+    for owner in (stale_guest, stale_user):
+        es.client().update(index=carts_alias(), id=owner, doc={"updated_at": long_ago})
+    es.client().indices.refresh(index=carts_alias())
+
+    out = StringIO()
+    call_command("cart_cleanup", "--dry-run", stdout=out)
+    assert out.getvalue().strip() == "Would delete 1 guest cart(s) unchanged for more than 30 days."
+    assert _stored(stale_guest) is not None
+
+    call_command("cart_cleanup", "--days", "41", stdout=out)  # not idle for that long: kept
+    assert _stored(stale_guest) is not None
+
+    out = StringIO()
+    call_command("cart_cleanup", stdout=out)
+    assert out.getvalue().strip() == "Deleted 1 guest cart(s) unchanged for more than 30 days."
+    assert _stored(stale_guest) is None
+    # A signed-in user's cart is never a guest's, however old; a recent guest cart stays too.
+    assert _stored(stale_user) is not None
+    assert _stored(fresh_guest) is not None
+
+
+def test_cleanup_keeps_a_guest_cart_written_while_it_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cart is deleted only at the version the search matched: a guest who comes back at that
+    moment and changes the cart (a newer version) keeps it."""
+    product = make_product(price="3.00")
+    guest = f"anon-{unique()}"
+    services.add_item(cart_id=guest, product_id=product.id, quantity=1)
+    long_ago = (timezone.now() - timedelta(days=40)).isoformat()
+    es.client().update(index=carts_alias(), id=guest, doc={"updated_at": long_ago})
+    es.client().indices.refresh(index=carts_alias())
+    # The guest's write lands after the search matched the old version, before the delete.
+    real_streaming_bulk = services.streaming_bulk
+
+    def write_first(client: Any, actions: Any, **kwargs: Any) -> Any:
+        actions = list(actions)  # the search has run and matched the old version
+        services.add_item(cart_id=guest, product_id=product.id, quantity=1)
+        return real_streaming_bulk(client, actions, **kwargs)
+
+    monkeypatch.setattr(services, "streaming_bulk", write_first)
+    assert services.delete_abandoned_guest_carts(idle_days=30) == 0
+    assert selectors.get_cart(cart_id=guest).lines[0].quantity == 2

@@ -145,6 +145,9 @@ CART_OUTBOX_GRACE_SECONDS = env.float("CART_OUTBOX_GRACE_SECONDS", default=3.0)
 # A daemon thread per process relays the outbox every CART_RELAY_INTERVAL seconds.
 CART_RELAY_THREAD = env.bool("CART_RELAY_THREAD", default=True)
 CART_RELAY_INTERVAL = env.float("CART_RELAY_INTERVAL", default=2.0)
+# `manage.py cart_cleanup` deletes anonymous carts unchanged for this many days. Keep it above the
+# session lifetime (SESSION_COOKIE_AGE, 14 days): a guest's cart is reachable only through their session.
+CART_GUEST_CART_RETENTION_DAYS = env.int("CART_GUEST_CART_RETENTION_DAYS", default=30)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
