@@ -21,15 +21,15 @@ REPLICAS ?= 1
 REPLICA_BASE_PORT ?= 8100
 PYTEST_ARGS ?=
 
-.PHONY: help venv services-up services-down services-status migrate seed run dev browser test test-faults lint fmt check-deploy bench clean
+.PHONY: help venv lock services-up services-down services-status migrate seed run dev browser test test-faults lint fmt check-deploy bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt
+$(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt -c constraints.txt
 	@touch $@
 
 venv: $(BIN)/.installed ## Create .venv and install pinned dependencies
@@ -80,8 +80,13 @@ test-faults: services-up ## Stop and restart Elasticsearch, Redis and NATS under
 	$(BIN)/pytest -m faults
 
 $(BIN)/.bench-installed: bench/requirements.txt $(BIN)/.installed
-	$(PY) -m pip install -q -r bench/requirements.txt
+	$(PY) -m pip install -q -r bench/requirements.txt -c constraints.txt
 	@touch $@
+
+lock: $(BIN)/.bench-installed ## Rewrite constraints.txt from .venv (after changing a requirements file)
+	@sed -n '1,3p' constraints.txt > constraints.txt.new
+	$(PY) -m pip freeze --exclude-editable >> constraints.txt.new
+	@mv constraints.txt.new constraints.txt
 
 bench: migrate $(BIN)/.bench-installed ## Load benchmarks of the production setup on loopback (~3 min; bench/README.md)
 	@bash devstack/stack.sh ensure-package wrk

@@ -119,3 +119,21 @@ def test_local_default_database_is_sqlite() -> None:
         timeout=60,
     )
     assert result.stdout.strip() == "django.db.backends.sqlite3", result.stderr
+
+
+def _pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        match = re.match(r"^([A-Za-z0-9_.-]+)(?:\[[^]]*\])?==(\S+)", line.strip())
+        if match:
+            pins[match.group(1).lower().replace("_", "-")] = match.group(2)
+    return pins
+
+
+def test_constraints_lock_every_requirement_at_its_pinned_version() -> None:
+    """constraints.txt (make lock) holds the transitive versions; it must agree with every direct pin,
+    or pip refuses to install and a fresh clone cannot build."""
+    locked = _pins(ROOT / "constraints.txt")
+    for name in ("requirements.txt", "requirements-dev.txt", "bench/requirements.txt"):
+        for package, version in _pins(ROOT / name).items():
+            assert locked.get(package) == version, f"{name} pins {package}=={version}; constraints.txt differs"
