@@ -4,13 +4,16 @@ from django.conf import settings
 from elasticsearch import Elasticsearch
 from elasticsearch_dsl import connections
 
+from shopcart.service_urls import split_urls
+
 
 def configure() -> None:
     connections.configure(
         default={
-            "hosts": [settings.ELASTICSEARCH_URL],
+            "hosts": split_urls(settings.ELASTICSEARCH_URL),
             "request_timeout": settings.ELASTICSEARCH_TIMEOUT,
-            # One retry covers a dropped keep-alive connection; more would only delay the 503.
+            # One retry covers a dropped keep-alive connection (or a dead node, when there are several);
+            # more would only delay the 503.
             "max_retries": 1,
             "retry_on_timeout": False,
         }

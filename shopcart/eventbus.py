@@ -26,6 +26,8 @@ from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 from nats.js.errors import NotFoundError
 
+from shopcart.service_urls import split_urls
+
 T = TypeVar("T")
 
 
@@ -138,7 +140,7 @@ class NatsPublisher:
         # Runs until it connects (max_reconnect_attempts=-1 retries forever), then nats-py
         # reconnects on its own after every drop.
         await client.connect(
-            servers=[self.url],
+            servers=split_urls(self.url),
             name=f"shopcart-{os.getpid()}",
             connect_timeout=self.timeout,
             reconnect_time_wait=0.5,

@@ -167,3 +167,36 @@ def test_eventbus_reports_unavailable_fast_when_nats_is_unreachable() -> None:
         dead.ping()
     assert time.monotonic() - started < 3
     asyncio.run_coroutine_threadsafe(asyncio.sleep(0), dead._loop).result(1)  # the loop stays healthy
+
+
+def test_several_addresses_with_a_dead_one_first_still_reach_each_service(settings) -> None:  # type: ignore[no-untyped-def]
+    """ELASTICSEARCH_URL and NATS_URL take a comma-separated list (the nodes of a cluster): with the
+    first address dead, the clients go on with the next one."""
+    from shopcart.eventbus import NatsPublisher
+
+    dead_first = NatsPublisher(url=f"nats://127.0.0.1:1, {settings.NATS_URL}", timeout=2)
+    subject = f"test.{uuid.uuid4().hex}"
+
+    async def round_trip(client):  # type: ignore[no-untyped-def]
+        subscription = await client.subscribe(subject)
+        await client.publish(subject, b"via the second address")
+        message = await subscription.next_msg(timeout=2)
+        await subscription.unsubscribe()
+        return message.data
+
+    async def close(client):  # type: ignore[no-untyped-def]
+        await client.close()
+
+    try:
+        assert dead_first.run(round_trip) == b"via the second address"
+    finally:
+        dead_first.run(close)
+
+    settings.ELASTICSEARCH_URL = f"http://127.0.0.1:1,{settings.ELASTICSEARCH_URL}"
+    try:
+        es.configure()
+        for _ in range(4):  # the client picks nodes in turn: every request lands, the dead node or not
+            assert es.client().info()["version"]["number"].startswith("8.")
+    finally:
+        settings.ELASTICSEARCH_URL = settings.ELASTICSEARCH_URL.split(",", 1)[1]
+        es.configure()
