@@ -13,6 +13,8 @@ from urllib.parse import urlparse
 import pytest
 from django.conf import settings
 
+from shopcart.service_urls import split_urls
+
 ROOT = Path(__file__).resolve().parent.parent
 START_HINT = "Start the local stack with: make services-up   (or run the whole suite with: make test)"
 
@@ -36,11 +38,12 @@ def _elasticsearch_up(url: str) -> bool:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     missing = []
-    if not _elasticsearch_up(settings.ELASTICSEARCH_URL):
+    # With several addresses, the first must answer (the suite runs on one local node of each).
+    if not _elasticsearch_up(split_urls(settings.ELASTICSEARCH_URL)[0]):
         missing.append(f"Elasticsearch at {settings.ELASTICSEARCH_URL}")
     if not _tcp_reachable(settings.REDIS_URL, 6379):
         missing.append(f"Redis at {settings.REDIS_URL}")
-    if not _tcp_reachable(settings.NATS_URL, 4222):
+    if not _tcp_reachable(split_urls(settings.NATS_URL)[0], 4222):
         missing.append(f"NATS at {settings.NATS_URL}")
     if missing:
         pytest.exit(f"Required services are not reachable: {', '.join(missing)}.\n{START_HINT}", returncode=3)
