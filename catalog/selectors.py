@@ -265,7 +265,9 @@ def get_offers(*, product_ids: list[str]) -> dict[str, Offer]:
         pipeline = redis.pipeline(transaction=False)
         for bucket, mapping in fetched.items():
             pipeline.hset(hash_keys[bucket], mapping=mapping)
-            pipeline.expire(hash_keys[bucket], CACHE_TTL)
+            # From the hash's creation, not renewed by later fills: like every cached product, an offer
+            # is at most CACHE_TTL old even if something wrote to Elasticsearch behind the app's back.
+            pipeline.expire(hash_keys[bucket], CACHE_TTL, nx=True)
         pipeline.execute()
     return offers
 

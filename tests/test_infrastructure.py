@@ -15,7 +15,7 @@ from django.test import Client
 from elasticsearch_dsl import Document, Integer, Keyword, Text
 
 from shopcart import es
-from shopcart.eventbus import publisher
+from shopcart.eventbus import NatsPublisher, publisher
 from tests.conftest import stack
 
 
@@ -74,17 +74,22 @@ def test_session_round_trip_through_redis() -> None:
     assert reloaded["cart_hint"] == "two teapots"
 
 
-def test_nats_publish_subscribe() -> None:
+def _nats_round_trip(bus: NatsPublisher, payload: bytes) -> bytes:
+    """Subscribe, publish `payload` and return what the subscription received."""
     subject = f"test.{uuid.uuid4().hex}"
 
     async def round_trip(client):  # type: ignore[no-untyped-def]
         subscription = await client.subscribe(subject)
-        await client.publish(subject, b"hello")
+        await client.publish(subject, payload)
         message = await subscription.next_msg(timeout=2)
         await subscription.unsubscribe()
         return message.data
 
-    assert publisher().run(round_trip) == b"hello"
+    return bus.run(round_trip)
+
+
+def test_nats_publish_subscribe() -> None:
+    assert _nats_round_trip(publisher(), b"hello") == b"hello"
 
 
 def test_jetstream_publish_is_acknowledged() -> None:
@@ -157,7 +162,7 @@ def test_readyz_names_a_stopped_dependency_and_recovers(service: str) -> None:
 
 
 def test_eventbus_reports_unavailable_fast_when_nats_is_unreachable() -> None:
-    from shopcart.eventbus import EventBusUnavailable, NatsPublisher
+    from shopcart.eventbus import EventBusUnavailable
 
     dead = NatsPublisher(url="nats://127.0.0.1:1", timeout=0.5)
     started = time.monotonic()
@@ -172,23 +177,13 @@ def test_eventbus_reports_unavailable_fast_when_nats_is_unreachable() -> None:
 def test_several_addresses_with_a_dead_one_first_still_reach_each_service(settings) -> None:  # type: ignore[no-untyped-def]
     """ELASTICSEARCH_URL and NATS_URL take a comma-separated list (the nodes of a cluster): with the
     first address dead, the clients go on with the next one."""
-    from shopcart.eventbus import NatsPublisher
-
     dead_first = NatsPublisher(url=f"nats://127.0.0.1:1, {settings.NATS_URL}", timeout=2)
-    subject = f"test.{uuid.uuid4().hex}"
-
-    async def round_trip(client):  # type: ignore[no-untyped-def]
-        subscription = await client.subscribe(subject)
-        await client.publish(subject, b"via the second address")
-        message = await subscription.next_msg(timeout=2)
-        await subscription.unsubscribe()
-        return message.data
 
     async def close(client):  # type: ignore[no-untyped-def]
         await client.close()
 
     try:
-        assert dead_first.run(round_trip) == b"via the second address"
+        assert _nats_round_trip(dead_first, b"via the second address") == b"via the second address"
     finally:
         dead_first.run(close)
 
