@@ -217,15 +217,7 @@ def _replace_line(lines: tuple[Line, ...], new: Line) -> list[Line]:
 
 
 def _with_quantity(line: Line, quantity: int) -> Line:
-    return Line(
-        product_id=line.product_id,
-        sku=line.sku,
-        name=line.name,
-        unit_price_cents=line.unit_price_cents,
-        currency=line.currency,
-        quantity=quantity,
-        added_at=line.added_at,
-    )
+    return line._replace(quantity=quantity)
 
 
 def _event(event_type: str, cart: Cart, **fields: Any) -> dict[str, Any]:
