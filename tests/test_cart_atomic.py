@@ -272,6 +272,9 @@ def test_an_outcome_that_cannot_be_read_back_is_said_to_be_unknown(monkeypatch, 
     assert "Nothing was changed" not in error["message"]
     monkeypatch.undo()
     assert _quantity(f"user-{user.pk}", product.id) == 1  # it had in fact been applied, once
+    # ... and its event, stored with it, is not lost: the relay sends it.
+    assert events.relay_pending(grace=0, refresh=True).published == 1
+    assert [m["event"]["newQuantity"] for m in stream_messages(_stream())] == [1]
 
 
 # -- idempotency keys ----------------------------------------------------------------------------------
