@@ -25,6 +25,7 @@ import os
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -157,19 +158,39 @@ def publish(entries: Iterable[dict[str, Any]]) -> list[str]:
             logger.warning("NATS unavailable (%s); cart event(s) stay pending in their cart", exc)
             break
         published.append(entry_id(entry))
+    _remember_published(published)
     return published
 
 
-CLEAR_ATTEMPTS = 3
+# Ids this process saw JetStream acknowledge, newest last (bounded). The next write of a cart by this
+# process leaves them out of `pending_events` for free, so a removal that lost a race to a concurrent
+# write costs no extra round trip, and a busy cart's pending list stays short.
+_PUBLISHED_REMEMBERED = 10_000
+_published_ids: OrderedDict[str, None] = OrderedDict()
+_published_lock = threading.Lock()
 
 
-def _clear(cart: Cart, published: set[str]) -> Cart:
+def _remember_published(ids: list[str]) -> None:
+    with _published_lock:
+        for event_id in ids:
+            _published_ids[event_id] = None
+        while len(_published_ids) > _PUBLISHED_REMEMBERED:
+            _published_ids.popitem(last=False)
+
+
+def still_pending(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries not known (to this process) to be on the stream already."""
+    with _published_lock:
+        return [entry for entry in entries if entry_id(entry) not in _published_ids]
+
+
+def _clear(cart: Cart, published: set[str], *, attempts: int) -> Cart:
     """Remove the published events from the cart, conditionally on the version read. On a conflict,
     re-read and remove only those ids again (another write may have added events meanwhile). Returns the
     cart as cleared when the first attempt succeeded on that version, else the cart as given: a failed
     removal only means the relay publishes them again, and JetStream drops the duplicates."""
     current = cart
-    for attempt in range(CLEAR_ATTEMPTS):
+    for attempt in range(attempts):
         remaining = [entry for entry in pending_entries(current) if entry_id(entry) not in published]
         if len(remaining) == len(pending_entries(current)):
             return cart  # someone else removed them already
@@ -183,7 +204,7 @@ def _clear(cart: Cart, published: set[str]) -> Cart:
                 if_primary_term=current.primary_term,
             )
         except ConflictError:
-            if attempt + 1 < CLEAR_ATTEMPTS:
+            if attempt + 1 < attempts:
                 current = get_cart(cart_id=cart.id)
                 if not current.exists:
                     return cart
@@ -212,11 +233,15 @@ class Published(NamedTuple):
     stopped: bool  # an event due was not published (NATS unreachable, or its stream)
 
 
-def publish_pending(*, cart: Cart, own: Iterable[str] = (), grace: float | None = 0.0) -> Published:
+def publish_pending(
+    *, cart: Cart, own: Iterable[str] = (), grace: float | None = 0.0, clear_attempts: int = 3
+) -> Published:
     """Publish the cart's pending events, then remove them from it. `own`: ids of events this caller
     wrote, published whatever their age; others only once older than `grace` seconds (None: the
     CART_RELAY_GRACE_SECONDS setting), which leaves them to the request that is publishing them now.
-    Order is kept: an event too young to publish holds back the ones after it."""
+    Order is kept: an event too young to publish holds back the ones after it. `clear_attempts`: the
+    conditional removals tried (a conflict re-reads the cart); a request tries once and leaves the rest
+    to the next write or the relay, instead of adding round trips to a contended cart."""
     entries = pending_entries(cart)
     if not entries:
         return Published(cart, [], False)
@@ -233,7 +258,7 @@ def publish_pending(*, cart: Cart, own: Iterable[str] = (), grace: float | None 
     stopped = len(published) < len(due)
     if not published:
         return Published(cart, [], stopped)
-    return Published(_clear(cart, set(published)), published, stopped)
+    return Published(_clear(cart, set(published), attempts=clear_attempts), published, stopped)
 
 
 # -- relay -----------------------------------------------------------------------------------------

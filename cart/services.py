@@ -96,7 +96,11 @@ def _source_for(cart: Cart, change: Change, *, op: dict[str, Any]) -> dict[str, 
     now = _now()
     source = dict(cart.source)
     user_id = _user_id(cart.id)
-    pending = [*(source.get("pending_events") or []), *(events.pending_entry(event) for event in change.events)]
+    pending = [
+        # Those this process has seen published (their removal lost a race) leave with this write.
+        *events.still_pending(source.get("pending_events") or []),
+        *(events.pending_entry(event) for event in change.events),
+    ]
     source.update(
         kind="user" if user_id is not None else "anonymous",
         user_id=str(user_id) if user_id is not None else None,
@@ -328,7 +332,10 @@ def _published(cart: Cart, *, own: list[str] | None) -> Cart:
     if not events.pending_entries(cart):
         return cart
     try:
-        return events.publish_pending(cart=cart, own=own or (), grace=0.0 if own is None else None).cart
+        published = events.publish_pending(
+            cart=cart, own=own or (), grace=0.0 if own is None else None, clear_attempts=1 if own else 3
+        )
+        return published.cart
     except Exception as exc:
         if es.is_unavailable(exc):  # the change is stored with its events; the relay sends them later
             logger.warning("cart %s: publishing its events failed (%r); the relay will", cart.id, exc)

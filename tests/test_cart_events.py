@@ -161,7 +161,7 @@ def test_a_re_sent_event_is_stored_once(monkeypatch, settings: Any) -> None:
     user = make_user()
     client = api_client(user)
     # The ack arrived but the removal from the cart was lost (say the process died in between).
-    monkeypatch.setattr(events, "_clear", lambda cart, published: cart)
+    monkeypatch.setattr(events, "_clear", lambda cart, published, attempts: cart)
     post_json(client, CART, {"productId": product.id, "quantity": 1})
     monkeypatch.undo()
     assert len(_pending_ids(f"user-{user.pk}")) == 1
