@@ -10,6 +10,11 @@ change computed from an older read, and a change is either applied whole or not 
 
 Validation (product exists and is active, quantity a whole number from 1 to the per-line maximum and
 within stock, also after merging with the existing line) runs against the version being written.
+
+The same write carries the change's events (`pending_events`, published and removed right after, or
+by the relay: cart.events) and the operation's id and idempotency key (`ops`), so a change, its events
+and the proof that it was applied are stored together or not at all. A write whose answer is lost is
+resolved by reading that proof back (`_apply`); a retried request is recognised by its key.
 """
 
 from __future__ import annotations
@@ -124,6 +129,7 @@ def _backoff(attempt: int) -> None:
 
 
 def _writer() -> Any:
+    # Looked up on each write, so a test can wrap the real client to lose an answer after the write.
     return cart_writer()
 
 
@@ -180,19 +186,21 @@ def _check_key(key: str) -> None:
 
 def _record_op(source: dict[str, Any], op: dict[str, Any]) -> None:
     """Append the operation to `ops`, dropping keyed ones past CART_IDEMPOTENCY_KEY_TTL or the last
-    CART_IDEMPOTENCY_KEYS_KEPT, and unkeyed ones past a minute or the last few."""
+    CART_IDEMPOTENCY_KEYS_KEPT, and unkeyed ones past a minute or the last few. Whatever is dropped,
+    by age or by count, moves `ops_dropped_until` (so a replica whose clock runs ahead cannot make an
+    operation's record vanish unnoticed)."""
     now = time.time()
     key_ttl = int(conf.get("CART_IDEMPOTENCY_KEY_TTL"))
-    keyed = [o for o in source.get("ops") or [] if "key" in o and now - float(o["at"]) < key_ttl]
-    unkeyed = [o for o in source.get("ops") or [] if "key" not in o and now - float(o["at"]) < UNKEYED_OPS_TTL]
-    (keyed if "key" in op else unkeyed).append(op)
+    before = [*(source.get("ops") or []), op]
+    keyed = [o for o in before if "key" in o and now - float(o["at"]) < key_ttl]
+    unkeyed = [o for o in before if "key" not in o and now - float(o["at"]) < UNKEYED_OPS_TTL]
     keyed_kept = max(1, int(conf.get("CART_IDEMPOTENCY_KEYS_KEPT")))
-    dropped = keyed[:-keyed_kept] + unkeyed[:-UNKEYED_OPS_KEPT]
-    if dropped:
-        source["ops_dropped_until"] = max(
-            float(source.get("ops_dropped_until") or 0), *(float(o["at"]) for o in dropped)
-        )
-    source["ops"] = sorted(keyed[-keyed_kept:] + unkeyed[-UNKEYED_OPS_KEPT:], key=lambda o: float(o["at"]))
+    kept = sorted(keyed[-keyed_kept:] + unkeyed[-UNKEYED_OPS_KEPT:], key=lambda o: float(o["at"]))
+    kept_ids = {o["id"] for o in kept}
+    dropped_at = [float(o["at"]) for o in before if o["id"] not in kept_ids]
+    if dropped_at:
+        source["ops_dropped_until"] = max(float(source.get("ops_dropped_until") or 0), *dropped_at)
+    source["ops"] = kept
 
 
 def _applied(cart: Cart, operation: Operation) -> bool:
