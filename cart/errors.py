@@ -83,8 +83,8 @@ class IdempotencyKeyInvalid(Invalid):
 
 class IdempotencyKeyReused(Unprocessable):
     """The key was already used on this cart for a different request (another operation, product or
-    quantity). As Stripe and the IETF Idempotency-Key draft do: 422, never a 409, which here means
-    "retry the same request"."""
+    quantity). Refused as Stripe does, with the IETF Idempotency-Key draft's status, 422; never a 409,
+    which here means "retry the same request"."""
 
     code = "idempotency_key_reused"
 
