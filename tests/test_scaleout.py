@@ -32,10 +32,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import jwt
 import pytest
 import yaml
 from django.conf import settings
 
+from accounts import tokens
 from cart import services as cart_services
 from catalog import indexes
 from catalog import services as catalog_services
@@ -203,7 +205,9 @@ def wait_until(condition: Callable[[], bool], *, timeout: float, interval: float
 def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReplicaSet]:
     folder = tmp_path_factory.mktemp("replicas")
     env = {
-        **os.environ,
+        # No SECRET_KEY: the replicas find their key as `make run` does, in a key file the first creates.
+        **{name: value for name, value in os.environ.items() if name != "SECRET_KEY"},
+        "SECRET_KEY_FILE": str(folder / "secret_key"),
         "DJANGO_SETTINGS_MODULE": "shopcart.settings.test",
         "SHOPCART_TEST_RUN_ID": settings.TEST_RUN_ID,
         "DATABASE_URL": f"sqlite:///{folder / 'replicas.sqlite3'}",
@@ -342,6 +346,34 @@ def test_one_token_works_on_every_replica(replicas: ReplicaSet) -> None:
     refused = [call("GET", "/api/me", token=token) for _ in range(REPLICAS)]
     assert [reply.status for reply in refused] == [401] * REPLICAS
     assert {reply.served_by for reply in refused} == NAMES
+
+
+# The key that signed everything for `make run` until it was generated per checkout: anyone could read it.
+REPOSITORY_DEFAULT_KEY = "django-insecure-local-dev-only-shopcart-secret-key-change-me"
+
+
+def _resigned(token: str, secret: str) -> str:
+    """The token with a new id, signed again with `secret`: what someone holding the secret can mint."""
+    claims = jwt.decode(token, options={"verify_signature": False})
+    return jwt.encode({**claims, "jti": uuid.uuid4().hex}, tokens.signing_key(secret), algorithm=tokens.ALGORITHM)
+
+
+def test_every_replica_signs_with_one_generated_key_that_is_not_in_git(replicas: ReplicaSet) -> None:
+    key_file = replicas.folder / "secret_key"
+    key = key_file.read_text().strip()
+    assert len(key) >= 50
+    assert key_file.stat().st_mode & 0o077 == 0, "the key file is for its owner only"
+    tracked = subprocess.run(["git", "grep", "-qF", key], cwd=ROOT, capture_output=True, check=False)
+    assert tracked.returncode == 1, "the served key is in a tracked file"
+
+    token = token_for(new_user("minted"))
+    # Minted with the generated key: accepted by every replica, so it is the key they all serve with.
+    minted = [call("GET", "/api/me", token=_resigned(token, key)) for _ in range(REPLICAS)]
+    assert [reply.status for reply in minted] == [200] * REPLICAS, [reply.text for reply in minted]
+    assert {reply.served_by for reply in minted} == NAMES
+    # Minted with the key that used to be in the repository: refused everywhere.
+    forged = [call("GET", "/api/me", token=_resigned(token, REPOSITORY_DEFAULT_KEY)) for _ in range(REPLICAS)]
+    assert [reply.status for reply in forged] == [401] * REPLICAS
 
 
 def test_login_throttling_counts_across_replicas(replicas: ReplicaSet) -> None:

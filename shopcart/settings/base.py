@@ -8,6 +8,8 @@ from pathlib import Path
 
 import environ
 
+from shopcart.secret_key import load_or_create
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -17,8 +19,11 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 DEBUG = env.bool("DEBUG", default=False)
 
 # One secret shared by every replica: sessions, CSRF tokens and API tokens are signed with it, so
-# any replica accepts what another issued (defect 1 of the original). Never generated per process.
-SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-local-dev-only-shopcart-secret-key-change-me")
+# any replica accepts what another issued (defect 1 of the original). Never generated per process, and
+# never one from the repository (anyone could mint tokens with it): unless SECRET_KEY is set, the key is
+# read from SECRET_KEY_FILE, which the first process creates with a random key (shopcart/secret_key.py).
+SECRET_KEY_FILE = Path(env.str("SECRET_KEY_FILE", default=str(BASE_DIR / ".devstack" / "secret_key")))
+SECRET_KEY = env.str("SECRET_KEY", default="") or load_or_create(SECRET_KEY_FILE)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
