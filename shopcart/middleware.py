@@ -7,7 +7,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from shopcart.errors import error_page
+from shopcart.errors import error_page, error_response
 
 
 class ServedByMiddleware:
@@ -55,3 +55,47 @@ class RequestBodyMiddleware:
                 message=f"The request body is {length} bytes; this site accepts at most {limit}.",
             )
         return self.get_response(request)
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+class ApiMethodMiddleware:
+    """Every /api/ answer is JSON, method errors included, and every GET route answers HEAD.
+
+    * HEAD on an API route runs its GET operation (django-ninja only knows the methods it was given)
+      and answers with the same status and headers, without the body.
+    * A method the route does not have is 405 in the one error shape, with the `Allow` header
+      (django-ninja's own is a plain-text "Method not allowed").
+    The pages use Django's `require_safe`, which allows GET and HEAD.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not _is_api(request):
+            return self.get_response(request)
+        head = request.method == "HEAD"
+        if head:
+            request.method = "GET"
+        response = self.get_response(request)
+        if response.status_code == 405 and not response.get("Content-Type", "").startswith("application/json"):
+            allowed = [method.strip() for method in response.get("Allow", "").split(",") if method.strip()]
+            if "GET" in allowed and "HEAD" not in allowed:
+                allowed.append("HEAD")
+            original_method = "HEAD" if head else request.method
+            response = error_response(
+                status=405,
+                code="method_not_allowed",
+                message=f"{original_method} is not allowed here; use {' or '.join(allowed) or 'another method'}.",
+            )
+            response["Allow"] = ", ".join(allowed)
+        if head:
+            request.method = "HEAD"
+            # The headers GET would send, Content-Length included, and no body (RFC 9110, 9.3.2).
+            if not response.streaming:
+                response["Content-Length"] = str(len(response.content))
+                response.content = b""
+        return response

@@ -7,7 +7,7 @@ import sys
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from shopcart import lifecycle
 from shopcart.errors import error_page, unavailable_dependency
@@ -17,14 +17,14 @@ logger = logging.getLogger(__name__)
 
 
 @never_cache
-@require_GET
+@require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness: the process answers. No I/O, so a slow dependency never gets a replica restarted."""
     return JsonResponse({"status": "ok"})
 
 
 @never_cache
-@require_GET
+@require_safe
 def readyz(request: HttpRequest) -> JsonResponse:
     """Readiness: every dependency answers. 503 (and the failing names) takes the replica out of rotation.
     Also 503 while this process shuts down (SIGTERM): it finishes what it has and takes nothing new."""

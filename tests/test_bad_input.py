@@ -820,3 +820,55 @@ def test_a_set_quantity_with_bad_bodies_is_400(product: Product) -> None:
         assert response.status_code == 400, body
         assert "quantity" in _error(response)["fields"]
     assert _quantity(client, product.id) == 1
+
+
+# -- methods: a wrong one is a JSON 405 under /api/, and HEAD answers wherever GET does ----------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("GET", "/api/register", {"POST"}),
+        ("GET", "/api/login", {"POST"}),
+        ("PUT", CART, {"GET", "HEAD", "POST", "DELETE"}),
+        ("PATCH", CART, {"GET", "HEAD", "POST", "DELETE"}),
+        ("POST", "/api/products", {"GET", "HEAD"}),
+        ("DELETE", "/api/me", {"GET", "HEAD"}),
+        ("PUT", "/api/logout", {"POST"}),
+    ],
+)
+def test_a_wrong_method_on_the_api_is_a_json_405_naming_the_allowed_ones(method: str, path: str, allowed: set) -> None:
+    response = api_client(make_user()).generic(method, path, data=b"{}", content_type="application/json")
+    assert response.status_code == 405, response.content
+    error = _error(response)
+    assert error["code"] == "method_not_allowed"
+    assert method in error["message"]
+    assert {name.strip() for name in response["Allow"].split(",")} == allowed
+
+
+def test_head_answers_like_get_on_pages_and_api_routes(product: Product) -> None:
+    client = api_client(make_user())
+    paths = [
+        "/",
+        "/search?q=telescope",
+        f"/products/{product.id}",
+        "/cart/",
+        "/accounts/login/",
+        "/healthz",
+        "/readyz",
+        "/api/products",
+        f"/api/products/{product.id}",
+        "/api/me",
+        CART,
+        "/api/openapi.json",
+        "/api/docs",
+    ]
+    for path in paths:
+        get, head = client.get(path), client.head(path)
+        assert get.status_code == 200, (path, get.status_code)
+        assert head.status_code == 200, (path, head.status_code)
+        assert head["Content-Type"] == get["Content-Type"], path
+        assert head.content == b"", path
+    # A HEAD for something missing is the same 404 a GET gets.
+    assert client.head("/api/products/no-such-product").status_code == 404
+    assert Client().head("/api/me").status_code == 401

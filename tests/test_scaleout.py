@@ -376,6 +376,20 @@ def test_every_replica_signs_with_one_generated_key_that_is_not_in_git(replicas:
     assert [reply.status for reply in forged] == [401] * REPLICAS
 
 
+def test_a_body_nginx_refuses_is_still_a_json_error_on_the_api(replicas: ReplicaSet) -> None:
+    two_mib = {"name": "x" * (2 * 1024 * 1024), "email": "big@example.com", "password": PASSWORD}
+    for path in ("/api/register", "/api/login", "/api/user/cart"):
+        reply = call("POST", path, json_body=two_mib)
+        assert reply.status == 413, (path, reply.status)
+        assert reply.headers["content-type"].startswith("application/json"), reply.headers
+        assert reply.json()["error"]["code"] == "payload_too_large"
+    # Between the app's limit and nginx's, the app answers, in the same shape.
+    half_mib = call("POST", "/api/register", json_body={"name": "x" * (512 * 1024)})
+    assert half_mib.status == 413
+    assert half_mib.json()["error"]["code"] == "payload_too_large"
+    assert half_mib.served_by in NAMES
+
+
 def test_login_throttling_counts_across_replicas(replicas: ReplicaSet) -> None:
     # Our own client addresses (nginx passes them on in X-Forwarded-For), so no other test shares them.
     guesser, bystander = f"127.0.{uuid.uuid4().int % 200 + 20}.7", f"127.0.{uuid.uuid4().int % 200 + 20}.8"
@@ -621,7 +635,15 @@ def test_docker_compose_balances_by_the_same_rules() -> None:
     def directive(conf: str, name: str) -> str:
         return next(line.strip() for line in conf.splitlines() if line.strip().startswith(f"{name} "))
 
-    for name in ("proxy_next_upstream", "proxy_next_upstream_timeout", "proxy_read_timeout", "proxy_set_header Host"):
+    for name in (
+        "proxy_next_upstream",
+        "proxy_next_upstream_timeout",
+        "proxy_read_timeout",
+        "proxy_set_header Host",
+        "client_max_body_size",
+        "error_page",
+        "return 413",
+    ):
         assert directive(compose_conf, name) == directive(local_conf, name)
     assert "http_503" not in directive(compose_conf, "proxy_next_upstream")
     assert "resolve max_fails=1 fail_timeout=2s;" in directive(compose_conf, "server web:8000")
