@@ -8,6 +8,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from shopcart.errors import error_page, error_response
+from shopcart.request_bodies import INVALID_TEXT_MESSAGE, undecodable_form_fields
 
 
 class ServedByMiddleware:
@@ -31,7 +32,9 @@ def _content_length(request: HttpRequest) -> int:
 
 
 class RequestBodyMiddleware:
-    """Refuses a body larger than DATA_UPLOAD_MAX_MEMORY_SIZE with **413**, before anything reads it,
+    """Refuses a URL-encoded form with a field that is not UTF-8 text with **400** naming the field (pages
+    and API alike; JSON bodies are checked by shopcart.request_bodies). And refuses a body larger than
+    DATA_UPLOAD_MAX_MEMORY_SIZE with **413**, before anything reads it,
     in the site's error shapes. Django alone answers 400 (RequestDataTooBig, a SuspiciousOperation,
     raised once a view or the CSRF check reads the body). The site takes no file uploads, so the whole
     body counts. nginx refuses beyond its own `client_max_body_size` first.
@@ -53,6 +56,16 @@ class RequestBodyMiddleware:
                 code="payload_too_large",
                 title="Request too large",
                 message=f"The request body is {length} bytes; this site accepts at most {limit}.",
+            )
+        is_form = (request.content_type or "").lower() == "application/x-www-form-urlencoded"
+        if fields := (undecodable_form_fields(request.body) if is_form and length else []):
+            return error_page(
+                request,
+                status=400,
+                code="invalid",
+                title="Bad request",
+                message=f"Not valid text in: {', '.join(fields)}. {INVALID_TEXT_MESSAGE}",
+                fields={name: [INVALID_TEXT_MESSAGE] for name in fields},
             )
         return self.get_response(request)
 

@@ -548,10 +548,7 @@ def test_the_limit_is_a_setting(settings: Any) -> None:
     assert response.status_code == 413
 
 
-@pytest.mark.parametrize(
-    "content_type",
-    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/xml", ""],
-)
+@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", "text/csv", ""])
 def test_an_api_body_that_is_not_json_is_refused_with_415(content_type: str, product: Product) -> None:
     client = api_client(make_user())
     body = json.dumps({"productId": product.id, "quantity": 1})
@@ -559,6 +556,17 @@ def test_an_api_body_that_is_not_json_is_refused_with_415(content_type: str, pro
     assert response.status_code == 415
     assert _error(response)["code"] == "unsupported_media_type"
     assert client.get(CART).json()["lines"] == []
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x"])
+def test_a_form_body_is_for_post_only_elsewhere_415(content_type: str, product: Product) -> None:
+    """POST takes forms as the original's clients send them (tests/test_original_clients.py); PATCH is ours."""
+    client = api_client(make_user())
+    post_json(client, CART, {"productId": product.id, "quantity": 1})
+    response = client.generic("PATCH", f"{CART}/items/{product.id}", data="quantity=3", content_type=content_type)
+    assert response.status_code == 415
+    assert _error(response)["code"] == "unsupported_media_type"
+    assert _quantity(client, product.id) == 1
 
 
 @pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", "APPLICATION/JSON"])
@@ -872,3 +880,47 @@ def test_head_answers_like_get_on_pages_and_api_routes(product: Product) -> None
     # A HEAD for something missing is the same 404 a GET gets.
     assert client.head("/api/products/no-such-product").status_code == 404
     assert Client().head("/api/me").status_code == 401
+
+
+# -- text that is not text: unpaired surrogates and bytes that are not UTF-8, refused naming the field ------
+
+NOT_TEXT = [
+    ("/api/register", {"name": "a\ud800b", "email": "s1@example.com", "password": PASSWORD}, "name"),
+    ("/api/register", {"name": "Sam", "email": "s2@example.com", "password": "\ud800"}, "password"),
+    ("/api/register", {"name": "Sam", "email": "s3@example.com", "password": "plum\udfff-orchard-91"}, "password"),
+    ("/api/login", {"email": "s4@example.com", "password": "\ud800"}, "password"),
+    ("/api/login", {"email": "s5\udc00@example.com", "password": PASSWORD}, "email"),
+    (CART, {"productId": "kit\ud800", "quantity": 1}, "productId"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "field"), NOT_TEXT)
+def test_unpaired_surrogates_in_a_json_body_are_a_400_naming_the_field(path: str, body: dict, field: str) -> None:
+    raw = json.dumps(body)  # ensure_ascii: the surrogate travels as the escape \ud800, as a client sends it
+    response = api_client(make_user()).generic("POST", path, data=raw, content_type="application/json")
+    assert response.status_code == 400, response.content
+    error = _error(response)
+    assert error["code"] == "invalid"
+    assert list(error["fields"]) == [field]
+    assert not User.objects.filter(email__startswith="s").exists()
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/accounts/signup/", "name=a%ED%A0%80b&email=p1%40example.com&password1=x&password2=x", "name"),
+        ("/accounts/login/", "email=p2%40example.com&password=%ED%A0%80", "password"),
+        ("/accounts/login/", "email=p3%40example.com&password=%FF%FE", "password"),
+        ("/cart/add", "product_id=kit%ED%B0%80&quantity=1", "product_id"),
+        ("/api/register", "name=a%ED%A0%80b&email=p4%40example.com&password=plum-orchard-91", "name"),
+    ],
+)
+def test_a_form_field_that_is_not_utf8_is_a_400_naming_the_field(path: str, body: str, field: str) -> None:
+    response = Client().generic("POST", path, data=body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400, (path, response.status_code)
+    if path.startswith("/api/"):
+        assert list(_error(response)["fields"]) == [field]
+    else:
+        assert response["Content-Type"].startswith("text/html")
+        assert field in response.content.decode()
+    assert not User.objects.filter(email__startswith="p").exists()
