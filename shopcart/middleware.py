@@ -1,11 +1,12 @@
 """Project-wide middleware."""
 
+import json
 import os
 import socket
 from collections.abc import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from shopcart.errors import error_page, error_response
 from shopcart.request_bodies import INVALID_TEXT_MESSAGE, undecodable_form_fields
@@ -112,3 +113,43 @@ class ApiMethodMiddleware:
                 response["Content-Length"] = str(len(response.content))
                 response.content = b""
         return response
+
+
+# The original's clients (docs/original-api.md): the same routes under this prefix answer in its envelope.
+ORIGINAL_API_PREFIX = "/api/v0/"
+# Headers of the answer that still apply to the re-shaped body.
+_KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "Cache-Control", "Expires", "Vary")
+
+
+def original_envelope(response: HttpResponse) -> HttpResponse:
+    """`{"success": true, "message", "payload": <our body>}`, or for an error
+    `{"success": "false", "message": <error.message>, "payload": {}}` (the string "false" is the original's),
+    with the same status code. Anything that is not a JSON body (a 204, the docs page) is left as it is."""
+    if response.streaming or not response.get("Content-Type", "").startswith("application/json"):
+        return response
+    body = json.loads(response.content)
+    if response.status_code < 400:
+        wrapped = {"success": True, "message": response.reason_phrase, "payload": body}
+    else:
+        error = body.get("error", {}) if isinstance(body, dict) else {}
+        wrapped = {"success": "false", "message": error.get("message", response.reason_phrase), "payload": {}}
+    enveloped = JsonResponse(wrapped, status=response.status_code)
+    for name in _KEPT_HEADERS:
+        if name in response:
+            enveloped[name] = response[name]
+    return enveloped
+
+
+class OriginalApiMiddleware:
+    """`/api/v0/<route>` is `/api/<route>` answered in the original's envelope, so a client written for the
+    original only changes its base URL. Outside the other middleware, so a 405 or 413 is wrapped too."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path_info.startswith(ORIGINAL_API_PREFIX):
+            return self.get_response(request)
+        request.path_info = "/api/" + request.path_info.removeprefix(ORIGINAL_API_PREFIX)
+        request.path = request.path.replace(ORIGINAL_API_PREFIX, "/api/", 1)
+        return original_envelope(self.get_response(request))

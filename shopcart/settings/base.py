@@ -45,6 +45,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "shopcart.middleware.ServedByMiddleware",
+    # /api/v0/...: the API in the original's response envelope (docs/original-api.md).
+    "shopcart.middleware.OriginalApiMiddleware",
     # /api/: HEAD like GET, and a wrong method is a JSON 405.
     "shopcart.middleware.ApiMethodMiddleware",
     # 413 for an oversized body, before anything reads it.
