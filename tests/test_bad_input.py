@@ -61,9 +61,9 @@ HOSTILE_ESCAPED = escape(HOSTILE)
 @pytest.fixture(autouse=True)
 def _fresh_throttle() -> Iterator[None]:
     # Every test client comes from 127.0.0.1: no failures counted from another test.
-    cache.delete_pattern("accounts:login-failures:*")
+    cache.delete_pattern("throttle:*")
     yield
-    cache.delete_pattern("accounts:login-failures:*")
+    cache.delete_pattern("throttle:*")
 
 
 @pytest.fixture(scope="module")

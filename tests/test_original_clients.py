@@ -48,9 +48,7 @@ def send(client: Client, method: str, path: str, body: dict[str, Any], encoding:
         return client.generic(
             method, path, data=urlencode(text), content_type="application/x-www-form-urlencoded", **extra
         )
-    return client.generic(
-        method, path, data=encode_multipart(BOUNDARY, text), content_type=MULTIPART_CONTENT, **extra
-    )
+    return client.generic(method, path, data=encode_multipart(BOUNDARY, text), content_type=MULTIPART_CONTENT, **extra)
 
 
 def envelope(response: Any) -> dict[str, Any]:

@@ -54,6 +54,8 @@ NAMES = {f"replica-{i}" for i in range(1, REPLICAS + 1)}
 PASSWORD = "plum-orchard-91"
 GRACEFUL_TIMEOUT = 10
 CSRF_INPUT = 'name="csrfmiddlewaretoken" value="'
+# Failed log-ins per client address for the replicas: low, so the test reaches it quickly.
+ADDRESS_LIMIT = 8
 
 
 # -- HTTP over loopback, stdlib only -----------------------------------------------------------------
@@ -219,6 +221,7 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReplicaSet]:
         "GUNICORN_THREADS": "4",
         "GUNICORN_GRACEFUL_TIMEOUT": str(GRACEFUL_TIMEOUT),
         "START_TIMEOUT": "60",
+        "LOGIN_ADDRESS_FAILURE_LIMIT": str(ADDRESS_LIMIT),
     }
     migrate = subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput"],
@@ -393,7 +396,7 @@ def test_a_body_nginx_refuses_is_still_a_json_error_on_the_api(replicas: Replica
 def test_login_throttling_counts_across_replicas(replicas: ReplicaSet) -> None:
     # Our own client addresses (nginx passes them on in X-Forwarded-For), so no other test shares them.
     guesser, bystander = f"127.0.{uuid.uuid4().int % 200 + 20}.7", f"127.0.{uuid.uuid4().int % 200 + 20}.8"
-    victim, other = new_user("victim"), new_user("other")
+    victim, other, stranger = new_user("victim"), new_user("other"), new_user("stranger")
     limit = settings.LOGIN_FAILURE_LIMIT
     failures = [
         call("POST", "/api/login", json_body={"email": victim, "password": "wrong"}, source_ip=guesser)
@@ -402,14 +405,23 @@ def test_login_throttling_counts_across_replicas(replicas: ReplicaSet) -> None:
     assert [reply.status for reply in failures] == [401] * limit
     assert {reply.served_by for reply in failures} == NAMES, "the failures should land on every replica"
 
-    # Whichever replica answers next knows the count: the account is blocked, even with its password...
-    blocked = call("POST", "/api/login", json_body={"email": victim, "password": PASSWORD}, source_ip=guesser)
-    assert blocked.status == 429, blocked.text
-    assert int(blocked.headers["retry-after"]) >= 1
-    # ... and so is the guessing address, for any account.
-    assert call("POST", "/api/login", json_body={"email": other, "password": PASSWORD}, source_ip=guesser).status == 429
-    # The address counted is the client's, not nginx's: another client logs in as usual.
-    allowed = call("POST", "/api/login", json_body={"email": other, "password": PASSWORD}, source_ip=bystander)
+    # Whichever replica answers next knows the count: the account is blocked, even with its password,
+    # from the guesser's address and any other it never logged in from...
+    for source in (guesser, bystander):
+        blocked = call("POST", "/api/login", json_body={"email": victim, "password": PASSWORD}, source_ip=source)
+        assert blocked.status == 429, blocked.text
+        assert int(blocked.headers["retry-after"]) >= 1
+    # ... but a neighbour behind the guesser's address logs in with their own password.
+    allowed = call("POST", "/api/login", json_body={"email": other, "password": PASSWORD}, source_ip=guesser)
+    assert allowed.status == 200, allowed.text
+
+    # The address limit (ADDRESS_LIMIT for these replicas) counts across replicas too ...
+    for number in range(ADDRESS_LIMIT - limit):
+        call("POST", "/api/login", json_body={"email": f"x{number}@example.com", "password": "x"}, source_ip=guesser)
+    refused = call("POST", "/api/login", json_body={"email": stranger, "password": PASSWORD}, source_ip=guesser)
+    assert refused.status == 429, refused.text
+    # ... and is the client's, not nginx's: another client logs in as usual.
+    allowed = call("POST", "/api/login", json_body={"email": stranger, "password": PASSWORD}, source_ip=bystander)
     assert allowed.status == 200, allowed.text
 
 

@@ -120,9 +120,18 @@ NATS_URL = env.str("NATS_URL", default="nats://127.0.0.1:4222")
 NATS_TIMEOUT = env.float("NATS_TIMEOUT", default=2.0)
 
 # --- accounts ---
-# Failed logins allowed per account and per client address within the window, before HTTP 429.
+# Log-in throttling (accounts/throttling.py, docs/accounts.md). Per account: LOGIN_FAILURE_LIMIT failures
+# lock it for LOGIN_FAILURE_WINDOW seconds, doubled with each further failure up to LOGIN_LOCKOUT_MAX
+# (also the quiet spell after which failures are forgotten). The same applies to the current password
+# of the password-change form.
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=60)
+LOGIN_LOCKOUT_MAX = env.int("LOGIN_LOCKOUT_MAX", default=3600)
+# Per client address, far higher: a shared address (office NAT, mobile carrier) holds many shoppers.
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=100)
+LOGIN_ADDRESS_FAILURE_WINDOW = env.int("LOGIN_ADDRESS_FAILURE_WINDOW", default=3600)
+# An address an account logged in from this recently is familiar: others' failures do not lock it out there.
+LOGIN_FAMILIAR_DAYS = env.int("LOGIN_FAMILIAR_DAYS", default=30)
 # Only behind a proxy that sets it: otherwise a client could pick its own throttling address.
 TRUST_X_FORWARDED_FOR = env.bool("TRUST_X_FORWARDED_FOR", default=False)
 API_TOKEN_TTL = env.int("API_TOKEN_TTL", default=24 * 60 * 60)
