@@ -487,6 +487,57 @@ def test_a_post_without_the_csrf_token_is_refused(target: str, staff: User, prod
     assert not User.objects.filter(email__in=["csrf@example.com", "csrf2@example.com"]).exists()
 
 
+def test_a_form_from_before_a_log_in_in_another_tab_gets_the_shops_own_page(product: Product) -> None:
+    """Open a product in one tab, log in in another (which rotates the CSRF token), add to cart in the first."""
+    user = make_user()
+    shopper = Client(enforce_csrf_checks=True)
+    product_page = f"/products/{product.id}"
+    stale = CSRF_INPUT.search(shopper.get(product_page).content.decode())
+    assert stale
+    login_token = CSRF_INPUT.search(shopper.get("/accounts/login/").content.decode())
+    assert login_token
+    logged_in = shopper.post(
+        "/accounts/login/",
+        {"email": user.email, "password": USER_PASSWORD, "csrfmiddlewaretoken": login_token.group(1)},
+    )
+    assert logged_in.status_code == 302
+
+    response = shopper.post(
+        "/cart/add",
+        {"product_id": product.id, "quantity": "1", "csrfmiddlewaretoken": stale.group(1)},
+        HTTP_REFERER=f"http://testserver{product_page}",
+    )
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "site.css" in page  # the shop's own layout, not Django's bare page
+    assert "Please try again" in page
+    assert "logged in or out in another tab" in page
+    assert "Nothing was changed" in page
+    assert f'<a href="http://testserver{product_page}">Go back and try again</a>' in page
+    assert cart_selectors.get_cart(cart_id=f"user-{user.pk}").lines == []
+    # Going back brings a fresh form, which works.
+    fresh = CSRF_INPUT.search(shopper.get(product_page).content.decode())
+    assert fresh
+    added = shopper.post(
+        "/cart/add", {"product_id": product.id, "quantity": "1", "csrfmiddlewaretoken": fresh.group(1)}
+    )
+    assert added.status_code == 302
+    assert cart_selectors.get_cart(cart_id=f"user-{user.pk}").lines[0].quantity == 1
+
+
+def test_a_csrf_failure_links_back_only_to_this_site_and_says_when_cookies_are_missing() -> None:
+    response = Client(enforce_csrf_checks=True).post(
+        "/accounts/login/", {"email": "a@example.com", "password": "x"}, HTTP_REFERER="https://evil.example/x"
+    )
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert '<a href="/">Go back and try again</a>' in page
+    assert "allow cookies" in page
+    as_json = Client(enforce_csrf_checks=True).post("/cart/add", {}, HTTP_ACCEPT="application/json")
+    assert as_json.status_code == 403
+    assert _error(as_json)["code"] == "csrf_failed"
+
+
 def test_the_csrf_cases_succeed_with_the_token(staff: User, product: Product) -> None:
     """The control for the test above: with the page's own token the same POSTs get through."""
     client = Client(enforce_csrf_checks=True)

@@ -63,6 +63,9 @@ MIDDLEWARE = [
 # real form, a product with its description, is a few KiB. nginx has its own, higher limit in front.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=256 * 1024)
 
+# The shop's own page for a failed CSRF check (a form from before a log-in in another tab, say).
+CSRF_FAILURE_VIEW = "shopcart.views.csrf_failure"
+
 ROOT_URLCONF = "shopcart.urls"
 WSGI_APPLICATION = "shopcart.wsgi.application"
 
