@@ -35,6 +35,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    # django-ninja's Swagger UI assets as static files, so /api/docs works with no network (no CDN).
+    "ninja",
     "shopcart.apps.ShopcartConfig",
     "accounts.apps.AccountsConfig",
     "catalog.apps.CatalogConfig",
