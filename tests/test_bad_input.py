@@ -514,7 +514,7 @@ def test_a_form_from_before_a_log_in_in_another_tab_gets_the_shops_own_page(prod
     assert "logged in or out in another tab" in page
     assert "Nothing was changed" in page
     assert f'<a href="http://testserver{product_page}">Go back and try again</a>' in page
-    assert cart_selectors.get_cart(cart_id=f"user-{user.pk}").lines == []
+    assert not cart_selectors.get_cart(cart_id=f"user-{user.pk}").lines
     # Going back brings a fresh form, which works.
     fresh = CSRF_INPUT.search(shopper.get(product_page).content.decode())
     assert fresh
