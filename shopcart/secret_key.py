@@ -12,6 +12,22 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+# Values that have been in this repository (the old local default, the .env.example placeholder): anyone
+# can read them, so a .env or an environment still carrying one must not start the shop with it.
+PUBLISHED_KEYS = frozenset(
+    {"django-insecure-local-dev-only-shopcart-secret-key-change-me", "change-me-to-a-long-random-string"}
+)
+
+
+def unpublished(key: str) -> str:
+    """`key`, unless it is one anyone can read in the repository."""
+    if key in PUBLISHED_KEYS:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is a value published in the repository; remove it from the environment or .env "
+            "(a random key is then generated into SECRET_KEY_FILE) or set a secret one."
+        )
+    return key
+
 
 def load_or_create(path: Path) -> str:
     """The key in `path`, created first if the file does not exist. Replicas start side by side, so the

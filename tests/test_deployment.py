@@ -136,6 +136,15 @@ def test_without_secret_key_the_local_settings_share_one_generated_key(tmp_path:
     assert subprocess.run(["git", "grep", "-qF", key], cwd=ROOT, check=False).returncode == 1
 
 
+@pytest.mark.parametrize("settings_module", ["shopcart.settings.base", "shopcart.settings.production"])
+def test_a_secret_key_published_in_the_repository_is_refused(settings_module: str) -> None:
+    """A .env copied from an older .env.example still carries its placeholder: it must not sign anything."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings_module, "SECRET_KEY": "change-me-to-a-long-random-string"}
+    result = subprocess.run([sys.executable, "-c", _PRINT_KEY], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "SECRET_KEY is a value published in the repository" in result.stderr
+
+
 def test_local_default_database_is_sqlite() -> None:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["DJANGO_SETTINGS_MODULE"] = "shopcart.settings.base"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import environ
 
-from shopcart.secret_key import load_or_create
+from shopcart.secret_key import load_or_create, unpublished
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -23,7 +23,7 @@ DEBUG = env.bool("DEBUG", default=False)
 # never one from the repository (anyone could mint tokens with it): unless SECRET_KEY is set, the key is
 # read from SECRET_KEY_FILE, which the first process creates with a random key (shopcart/secret_key.py).
 SECRET_KEY_FILE = Path(env.str("SECRET_KEY_FILE", default=str(BASE_DIR / ".devstack" / "secret_key")))
-SECRET_KEY = env.str("SECRET_KEY", default="") or load_or_create(SECRET_KEY_FILE)
+SECRET_KEY = unpublished(env.str("SECRET_KEY", default="")) or load_or_create(SECRET_KEY_FILE)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
