@@ -33,7 +33,12 @@ bearer_auth = BearerTokenAuth()
 api = NinjaAPI(
     title="shopcart API",
     version="1.0",
-    description='Accounts, catalog and cart. Errors are `{"error": {"code", "message", "fields"?}}`.',
+    description=(
+        'Accounts, catalog and cart. Errors are `{"error": {"code", "message", "fields"?}}`, a wrong method '
+        "included (405 with `Allow`); every GET route answers HEAD. POST /register, /login and /user/cart also "
+        "take form bodies (URL-encoded or multipart). Under `/api/v0/` the same routes answer in the original "
+        'system\'s envelope `{"success", "message", "payload"}` (docs/original-api.md).'
+    ),
     docs_url="/docs",
     urls_namespace="api",
     parser=RequestBodyParser(),
