@@ -73,8 +73,21 @@ def authenticate_for_login(*, email: str, password: str, client_address: str) ->
     if user is None:
         throttling.record_failure(email=email, client_address=client_address)
         raise InvalidCredentials("The e-mail address or password is incorrect.")
-    throttling.clear_account(email=email)
+    throttling.record_success(email=email, client_address=client_address)
     return user
+
+
+def check_password_change_allowed(*, user: User) -> None:
+    """LoginThrottled while the user's wrong current passwords (password-change form) have blocked it."""
+    throttling.check_password_change(user_id=user.pk)
+
+
+def record_wrong_current_password(*, user: User) -> None:
+    throttling.record_wrong_current_password(user_id=user.pk)
+
+
+def record_password_changed(*, user: User) -> None:
+    throttling.record_password_changed(user_id=user.pk)
 
 
 def issue_token(*, user: User) -> IssuedToken:

@@ -105,10 +105,33 @@ class LogoutView(auth_views.LogoutView):
 @method_decorator(never_cache, name="dispatch")
 class PasswordChangeView(auth_views.PasswordChangeView):
     """Django's view: checks the old password, applies the validators, keeps this session alive
-    (update_session_auth_hash) and ends the user's other sessions."""
+    (update_session_auth_hash) and ends the user's other sessions. Wrong current passwords are throttled
+    like log-ins (someone at an unlocked screen must not guess it); while blocked, the form is not even
+    checked, so it tells nothing about the guess."""
 
     template_name = "accounts/password_change.html"
     success_url = reverse_lazy("accounts:password_change_done")
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            services.check_password_change_allowed(user=request.user)
+        except LoginThrottled as exc:
+            form = self.get_form_class()(user=request.user)  # unbound: the guess is never looked at
+            form.cleaned_data = {}  # what add_error() expects of a form that has been cleaned
+            form.add_error(None, exc.message)
+            response = self.render_to_response(self.get_context_data(form=form), status=429)
+            response["Retry-After"] = str(exc.retry_after)
+            return response
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        if form.has_error("old_password", "password_incorrect"):
+            services.record_wrong_current_password(user=self.request.user)
+        return super().form_invalid(form)
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        services.record_password_changed(user=self.request.user)
+        return super().form_valid(form)
 
 
 class PasswordChangeDoneView(auth_views.PasswordChangeDoneView):

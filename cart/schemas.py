@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from ninja import Field, Schema
-from pydantic import StrictInt
+from pydantic import BeforeValidator, StrictInt
 
-# Strict: "2", 1.5, true and "x" are refused with a 400 field error instead of being coerced. The upper
-# bound only keeps absurd numbers out of the services; the real per-line maximum is a setting.
+from shopcart.request_bodies import form_whole_number
+
+# Strict: "2", 1.5, true and "x" are refused with a 400 field error instead of being coerced (in a JSON
+# body; a form's fields are all text, so there "2" is 2). The upper bound only keeps absurd numbers out
+# of the services; the real per-line maximum is a setting.
 QUANTITY_LIMIT = 1_000_000
+Quantity = Annotated[StrictInt, BeforeValidator(form_whole_number)]
 
 
 class AddItemIn(Schema):
     productId: str = Field(..., min_length=1, max_length=100, description="The product's id (its lower-cased SKU)")
-    quantity: StrictInt = Field(
+    quantity: Quantity = Field(
         ..., ge=1, le=QUANTITY_LIMIT, description="Items to add; merged into an existing line of the product"
     )
 
 
 class SetQuantityIn(Schema):
-    quantity: StrictInt = Field(..., ge=1, le=QUANTITY_LIMIT, description="The line's new quantity")
+    quantity: Quantity = Field(..., ge=1, le=QUANTITY_LIMIT, description="The line's new quantity")
 
 
 class CartLineOut(Schema):

@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from cart import conf, selectors, services
 from cart.forms import AddToCartForm, IdempotentForm, ProductForm, UpdateQuantityForm, first_error
@@ -51,7 +51,7 @@ def finish_pending_merge(request: HttpRequest) -> None:
 
 
 @never_cache
-@require_GET
+@require_safe
 def detail(request: HttpRequest) -> HttpResponse:
     finish_pending_merge(request)
     summary = selectors.get_summary(cart_id=cart_id_for_request(request))

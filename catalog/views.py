@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from catalog import selectors
 from catalog.errors import ProductNotFound
@@ -13,7 +13,7 @@ from catalog.forms import ProductFilterForm
 PAGE_SIZE = 24
 
 
-@require_GET
+@require_safe
 def product_list(request: HttpRequest) -> HttpResponse:
     form = ProductFilterForm(request.GET)
     # An invalid parameter (say ?page=abc) falls back to its default instead of failing the page.
@@ -32,7 +32,7 @@ def product_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 def product_detail(request: HttpRequest, product_id: str) -> HttpResponse:
     try:
         product = selectors.get_product(product_id=product_id)

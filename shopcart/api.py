@@ -6,10 +6,15 @@ from __future__ import annotations
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
-from ninja.parser import Parser
 from ninja.security import HttpBearer
 
 from shopcart.errors import DomainError, domain_error_response, error_response, unavailable_dependency
+from shopcart.request_bodies import (
+    INVALID_TEXT_MESSAGE,
+    RequestBodyParser,
+    UnpairedSurrogates,
+    UnsupportedMediaType,
+)
 
 
 class BearerTokenAuth(HttpBearer):
@@ -25,28 +30,18 @@ class BearerTokenAuth(HttpBearer):
 bearer_auth = BearerTokenAuth()
 
 
-class UnsupportedMediaType(Exception):
-    """A request body that is not declared as JSON."""
-
-
-class JsonBodyParser(Parser):
-    """Request bodies are JSON, and declared so: django-ninja would parse a `text/plain` body as JSON
-    anyway and refuse a form body with a vague 400. Only called for an operation that takes a body."""
-
-    def parse_body(self, request: HttpRequest) -> dict:
-        content_type = (request.content_type or "").lower()
-        if content_type != "application/json" and not content_type.endswith("+json"):
-            raise UnsupportedMediaType(content_type or "none")
-        return super().parse_body(request)
-
-
 api = NinjaAPI(
     title="shopcart API",
     version="1.0",
-    description='Accounts, catalog and cart. Errors are `{"error": {"code", "message", "fields"?}}`.',
+    description=(
+        'Accounts, catalog and cart. Errors are `{"error": {"code", "message", "fields"?}}`, a wrong method '
+        "included (405 with `Allow`); every GET route answers HEAD. POST /register, /login and /user/cart also "
+        "take form bodies (URL-encoded or multipart). Under `/api/v0/` the same routes answer in the original "
+        'system\'s envelope `{"success", "message", "payload"}` (docs/original-api.md).'
+    ),
     docs_url="/docs",
     urls_namespace="api",
-    parser=JsonBodyParser(),
+    parser=RequestBodyParser(),
 )
 
 
@@ -96,7 +91,15 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
         return error_response(
             status=415,
             code="unsupported_media_type",
-            message=f"Send the body as JSON with 'Content-Type: application/json' (not {exc.__cause__}).",
+            message=f"Send the body as JSON with 'Content-Type: application/json' (not {exc.__cause__}); "
+            "a POST may also send a form (application/x-www-form-urlencoded or multipart/form-data).",
+        )
+    if isinstance(exc.__cause__, UnpairedSurrogates):
+        return error_response(
+            status=400,
+            code="invalid",
+            message="Some fields are invalid.",
+            fields={name: [INVALID_TEXT_MESSAGE] for name in exc.__cause__.fields},
         )
     return error_response(
         status=exc.status_code, code=_HTTP_ERROR_CODES.get(exc.status_code, "error"), message=str(exc)

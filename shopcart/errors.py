@@ -33,11 +33,19 @@ def wants_json(request: HttpRequest) -> bool:
     return request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", "")
 
 
-def error_page(request: HttpRequest, *, status: int, code: str, title: str, message: str) -> HttpResponse:
+def error_page(
+    request: HttpRequest,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    message: str,
+    fields: dict[str, list[str]] | None = None,
+) -> HttpResponse:
     """An error in the site's shapes: the JSON error for the API, else the plain error page. Rendered
     without a request context: an error page must not need the session (Redis may be down)."""
     if wants_json(request):
-        return error_response(status=status, code=code, message=message)
+        return error_response(status=status, code=code, message=message, fields=fields)
     html = render_to_string("errors/error.html", {"status": status, "title": title, "message": message})
     return HttpResponse(html, status=status)
 

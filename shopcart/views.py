@@ -6,25 +6,28 @@ import logging
 import sys
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import REASON_NO_CSRF_COOKIE
+from django.template.loader import render_to_string
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from shopcart import lifecycle
-from shopcart.errors import error_page, unavailable_dependency
+from shopcart.errors import error_page, unavailable_dependency, wants_json
 from shopcart.health import run_checks
 
 logger = logging.getLogger(__name__)
 
 
 @never_cache
-@require_GET
+@require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness: the process answers. No I/O, so a slow dependency never gets a replica restarted."""
     return JsonResponse({"status": "ok"})
 
 
 @never_cache
-@require_GET
+@require_safe
 def readyz(request: HttpRequest) -> JsonResponse:
     """Readiness: every dependency answers. 503 (and the failing names) takes the replica out of rotation.
     Also 503 while this process shuts down (SIGTERM): it finishes what it has and takes nothing new."""
@@ -49,6 +52,30 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
     return error_page(
         request, status=403, code="forbidden", title="Forbidden", message="You are not allowed to do that."
     )
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW. Usually not an attack but a form from before the session changed: a product
+    opened in one tab, a log-in or log-out in another, then "Add to cart" in the first. The check runs
+    before any view, so nothing was done; say so and offer the page again, which brings a fresh token."""
+    message = (
+        "Your form was not sent because your session changed since the page was loaded (for example, you "
+        "logged in or out in another tab, or the page was open for a long time)."
+    )
+    if wants_json(request):
+        return error_page(request, status=403, code="csrf_failed", title="Please try again", message=message)
+    referer = request.headers.get("Referer", "")
+    same_site = url_has_allowed_host_and_scheme(
+        referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    context = {
+        "message": message,
+        "reason": reason,
+        "back": referer if referer and same_site else "/",
+        "no_cookie": reason == REASON_NO_CSRF_COOKIE,
+    }
+    # No request context, as for every error page: it must not need the session (Redis may be down).
+    return HttpResponse(render_to_string("errors/csrf_failure.html", context), status=403)
 
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

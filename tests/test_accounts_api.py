@@ -27,9 +27,9 @@ PASSWORD = "plum-orchard-91"
 @pytest.fixture(autouse=True)
 def _fresh_throttle() -> Iterator[None]:
     # The test client always comes from 127.0.0.1: start every test with no failures counted.
-    cache.delete_pattern("accounts:login-failures:*")
+    cache.delete_pattern("throttle:*")
     yield
-    cache.delete_pattern("accounts:login-failures:*")
+    cache.delete_pattern("throttle:*")
 
 
 @pytest.fixture
@@ -327,13 +327,74 @@ def test_throttling_counts_per_account_across_addresses(ann: User, settings: Any
 
 
 def test_throttling_counts_per_address_across_accounts(ann: User, settings: Any) -> None:
-    settings.LOGIN_FAILURE_LIMIT = 3
+    settings.LOGIN_ADDRESS_FAILURE_LIMIT = 3
     client = Client()
     for number in range(3):
         log_in(client, f"someone{number}@example.com", "guess", REMOTE_ADDR="198.51.100.7")
 
     assert log_in(client, "ann@example.com", PASSWORD, REMOTE_ADDR="198.51.100.7").status_code == 429
     assert log_in(client, "ann@example.com", PASSWORD, REMOTE_ADDR="198.51.100.8").status_code == 200
+
+
+def test_a_neighbours_wrong_passwords_never_refuse_a_correct_one(ann: User) -> None:
+    """Behind one address (an office NAT): someone locks their own account, and guesses at others,
+    far past the per-account limit; every other shopper there still logs in. Default settings."""
+    client = Client()
+    office = {"REMOTE_ADDR": "198.51.100.30"}
+    for _ in range(settings_limit() + 1):
+        log_in(client, "bob@example.com", "wrong", **office)
+    assert log_in(client, "bob@example.com", "wrong", **office).status_code == 429  # bob's account is locked
+    for number in range(6 * settings_limit()):
+        log_in(client, f"colleague{number % 10}@example.com", "typo", **office)
+
+    assert log_in(client, "ann@example.com", PASSWORD, **office).status_code == 200
+
+
+def settings_limit() -> int:
+    return django_settings.LOGIN_FAILURE_LIMIT
+
+
+def test_the_address_limit_is_far_above_the_account_limit() -> None:
+    # "Tens to hundreds per hour" for an address; a handful per account.
+    assert django_settings.LOGIN_ADDRESS_FAILURE_LIMIT >= 10 * django_settings.LOGIN_FAILURE_LIMIT
+    assert django_settings.LOGIN_ADDRESS_FAILURE_WINDOW >= 3600
+
+
+def test_an_account_lockout_doubles_with_each_further_failure(ann: User, settings: Any) -> None:
+    settings.LOGIN_FAILURE_LIMIT = 2
+    settings.LOGIN_FAILURE_WINDOW = 1
+    client = Client()
+    waits = []
+    for attempt in range(3):
+        for _ in range(2 if attempt == 0 else 1):  # after the first lock, one failure locks again
+            assert log_in(client, "ann@example.com", "wrong").status_code == 401
+        blocked = log_in(client, "ann@example.com", PASSWORD)
+        assert blocked.status_code == 429
+        waits.append(int(blocked["Retry-After"]))
+        time.sleep(waits[-1] + 0.2)
+    assert waits == [1, 2, 4]
+    # The right password ends it: the next failure does not lock the account again.
+    assert log_in(client, "ann@example.com", PASSWORD).status_code == 200
+    assert log_in(client, "ann@example.com", "wrong").status_code == 401
+    assert log_in(client, "ann@example.com", PASSWORD).status_code == 200
+
+
+def test_a_stranger_guessing_cannot_lock_an_account_out_of_its_familiar_address(ann: User) -> None:
+    client = Client()
+    desk, stranger, elsewhere = "192.0.2.50", "203.0.113.66", "198.51.100.99"
+    assert log_in(client, "ann@example.com", PASSWORD, REMOTE_ADDR=desk).status_code == 200
+    for _ in range(settings_limit()):
+        assert log_in(client, "ann@example.com", "guess", REMOTE_ADDR=stranger).status_code == 401
+
+    # Locked for every unfamiliar address, the guesser's included ...
+    assert log_in(client, "ann@example.com", PASSWORD, REMOTE_ADDR=stranger).status_code == 429
+    assert log_in(client, "ann@example.com", PASSWORD, REMOTE_ADDR=elsewhere).status_code == 429
+    # ... but not at the desk she logs in from.
+    assert log_in(client, "ann@example.com", PASSWORD, REMOTE_ADDR=desk).status_code == 200
+    # Guessing from the familiar address has its own tight limit.
+    for _ in range(settings_limit()):
+        assert log_in(client, "ann@example.com", "guess", REMOTE_ADDR=desk).status_code == 401
+    assert log_in(client, "ann@example.com", PASSWORD, REMOTE_ADDR=desk).status_code == 429
 
 
 def test_successful_login_clears_the_account_counter(ann: User, settings: Any) -> None:
@@ -350,7 +411,7 @@ def test_successful_login_clears_the_account_counter(ann: User, settings: Any) -
 
 
 def test_forwarded_for_is_ignored_unless_trusted(ann: User, settings: Any) -> None:
-    settings.LOGIN_FAILURE_LIMIT = 3
+    settings.LOGIN_ADDRESS_FAILURE_LIMIT = 3
     client = Client()
     for number in range(3):
         log_in(
@@ -367,7 +428,7 @@ def test_forwarded_for_is_ignored_unless_trusted(ann: User, settings: Any) -> No
 
 def test_trusted_forwarded_for_uses_the_hop_our_proxy_added(ann: User, settings: Any) -> None:
     settings.TRUST_X_FORWARDED_FOR = True
-    settings.LOGIN_FAILURE_LIMIT = 3
+    settings.LOGIN_ADDRESS_FAILURE_LIMIT = 3
     client = Client()
     proxy = {"REMOTE_ADDR": "172.18.0.5"}
     # The client makes up a new first hop each time; nginx appends the address it really saw.

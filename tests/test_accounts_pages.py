@@ -22,9 +22,9 @@ CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
 @pytest.fixture(autouse=True)
 def _fresh_throttle() -> Iterator[None]:
-    cache.delete_pattern("accounts:login-failures:*")
+    cache.delete_pattern("throttle:*")
     yield
-    cache.delete_pattern("accounts:login-failures:*")
+    cache.delete_pattern("throttle:*")
 
 
 @pytest.fixture
@@ -272,6 +272,31 @@ def test_password_change(browser: Client, ann: User) -> None:
     fresh = Client(enforce_csrf_checks=True)
     assert submit_login(fresh, "ann@example.com", PASSWORD).status_code == 200
     assert submit_login(fresh, "ann@example.com", new_password).status_code == 302
+
+
+def test_wrong_current_passwords_in_the_password_change_form_are_throttled(
+    browser: Client, ann: User, settings: Any
+) -> None:
+    settings.LOGIN_FAILURE_WINDOW = 1
+    assert submit_login(browser, "ann@example.com", PASSWORD).status_code == 302
+    token = csrf_token(browser, "/accounts/password/")
+    new_password = "quince-harbour-57"
+    form = {"new_password1": new_password, "new_password2": new_password, "csrfmiddlewaretoken": token}
+
+    for number in range(settings.LOGIN_FAILURE_LIMIT):
+        assert browser.post("/accounts/password/", {**form, "old_password": f"guess-{number}"}).status_code == 200
+    # Blocked, even with the right current password, and the page says why and for how long.
+    blocked = browser.post("/accounts/password/", {**form, "old_password": PASSWORD})
+    assert blocked.status_code == 429
+    assert "Too many wrong current passwords. Please wait" in blocked.content.decode()
+    assert "Your old password was entered incorrectly" not in blocked.content.decode()
+    ann.refresh_from_db()
+    assert ann.check_password(PASSWORD)
+
+    time.sleep(int(blocked["Retry-After"]) + 0.2)
+    assert browser.post("/accounts/password/", {**form, "old_password": PASSWORD}).status_code == 302
+    ann.refresh_from_db()
+    assert ann.check_password(new_password)
 
 
 # --- admin ------------------------------------------------------------------------------------

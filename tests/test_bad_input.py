@@ -61,9 +61,9 @@ HOSTILE_ESCAPED = escape(HOSTILE)
 @pytest.fixture(autouse=True)
 def _fresh_throttle() -> Iterator[None]:
     # Every test client comes from 127.0.0.1: no failures counted from another test.
-    cache.delete_pattern("accounts:login-failures:*")
+    cache.delete_pattern("throttle:*")
     yield
-    cache.delete_pattern("accounts:login-failures:*")
+    cache.delete_pattern("throttle:*")
 
 
 @pytest.fixture(scope="module")
@@ -487,6 +487,57 @@ def test_a_post_without_the_csrf_token_is_refused(target: str, staff: User, prod
     assert not User.objects.filter(email__in=["csrf@example.com", "csrf2@example.com"]).exists()
 
 
+def test_a_form_from_before_a_log_in_in_another_tab_gets_the_shops_own_page(product: Product) -> None:
+    """Open a product in one tab, log in in another (which rotates the CSRF token), add to cart in the first."""
+    user = make_user()
+    shopper = Client(enforce_csrf_checks=True)
+    product_page = f"/products/{product.id}"
+    stale = CSRF_INPUT.search(shopper.get(product_page).content.decode())
+    assert stale
+    login_token = CSRF_INPUT.search(shopper.get("/accounts/login/").content.decode())
+    assert login_token
+    logged_in = shopper.post(
+        "/accounts/login/",
+        {"email": user.email, "password": USER_PASSWORD, "csrfmiddlewaretoken": login_token.group(1)},
+    )
+    assert logged_in.status_code == 302
+
+    response = shopper.post(
+        "/cart/add",
+        {"product_id": product.id, "quantity": "1", "csrfmiddlewaretoken": stale.group(1)},
+        HTTP_REFERER=f"http://testserver{product_page}",
+    )
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "site.css" in page  # the shop's own layout, not Django's bare page
+    assert "Please try again" in page
+    assert "logged in or out in another tab" in page
+    assert "Nothing was changed" in page
+    assert f'<a href="http://testserver{product_page}">Go back and try again</a>' in page
+    assert not cart_selectors.get_cart(cart_id=f"user-{user.pk}").lines
+    # Going back brings a fresh form, which works.
+    fresh = CSRF_INPUT.search(shopper.get(product_page).content.decode())
+    assert fresh
+    added = shopper.post(
+        "/cart/add", {"product_id": product.id, "quantity": "1", "csrfmiddlewaretoken": fresh.group(1)}
+    )
+    assert added.status_code == 302
+    assert cart_selectors.get_cart(cart_id=f"user-{user.pk}").lines[0].quantity == 1
+
+
+def test_a_csrf_failure_links_back_only_to_this_site_and_says_when_cookies_are_missing() -> None:
+    response = Client(enforce_csrf_checks=True).post(
+        "/accounts/login/", {"email": "a@example.com", "password": "x"}, HTTP_REFERER="https://evil.example/x"
+    )
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert '<a href="/">Go back and try again</a>' in page
+    assert "allow cookies" in page
+    as_json = Client(enforce_csrf_checks=True).post("/cart/add", {}, HTTP_ACCEPT="application/json")
+    assert as_json.status_code == 403
+    assert _error(as_json)["code"] == "csrf_failed"
+
+
 def test_the_csrf_cases_succeed_with_the_token(staff: User, product: Product) -> None:
     """The control for the test above: with the page's own token the same POSTs get through."""
     client = Client(enforce_csrf_checks=True)
@@ -548,10 +599,7 @@ def test_the_limit_is_a_setting(settings: Any) -> None:
     assert response.status_code == 413
 
 
-@pytest.mark.parametrize(
-    "content_type",
-    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "application/xml", ""],
-)
+@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", "text/csv", ""])
 def test_an_api_body_that_is_not_json_is_refused_with_415(content_type: str, product: Product) -> None:
     client = api_client(make_user())
     body = json.dumps({"productId": product.id, "quantity": 1})
@@ -559,6 +607,17 @@ def test_an_api_body_that_is_not_json_is_refused_with_415(content_type: str, pro
     assert response.status_code == 415
     assert _error(response)["code"] == "unsupported_media_type"
     assert client.get(CART).json()["lines"] == []
+
+
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "multipart/form-data; boundary=x"])
+def test_a_form_body_is_for_post_only_elsewhere_415(content_type: str, product: Product) -> None:
+    """POST takes forms as the original's clients send them (tests/test_original_clients.py); PATCH is ours."""
+    client = api_client(make_user())
+    post_json(client, CART, {"productId": product.id, "quantity": 1})
+    response = client.generic("PATCH", f"{CART}/items/{product.id}", data="quantity=3", content_type=content_type)
+    assert response.status_code == 415
+    assert _error(response)["code"] == "unsupported_media_type"
+    assert _quantity(client, product.id) == 1
 
 
 @pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", "APPLICATION/JSON"])
@@ -820,3 +879,99 @@ def test_a_set_quantity_with_bad_bodies_is_400(product: Product) -> None:
         assert response.status_code == 400, body
         assert "quantity" in _error(response)["fields"]
     assert _quantity(client, product.id) == 1
+
+
+# -- methods: a wrong one is a JSON 405 under /api/, and HEAD answers wherever GET does ----------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("GET", "/api/register", {"POST"}),
+        ("GET", "/api/login", {"POST"}),
+        ("PUT", CART, {"GET", "HEAD", "POST", "DELETE"}),
+        ("PATCH", CART, {"GET", "HEAD", "POST", "DELETE"}),
+        ("POST", "/api/products", {"GET", "HEAD"}),
+        ("DELETE", "/api/me", {"GET", "HEAD"}),
+        ("PUT", "/api/logout", {"POST"}),
+    ],
+)
+def test_a_wrong_method_on_the_api_is_a_json_405_naming_the_allowed_ones(method: str, path: str, allowed: set) -> None:
+    response = api_client(make_user()).generic(method, path, data=b"{}", content_type="application/json")
+    assert response.status_code == 405, response.content
+    error = _error(response)
+    assert error["code"] == "method_not_allowed"
+    assert method in error["message"]
+    assert {name.strip() for name in response["Allow"].split(",")} == allowed
+
+
+def test_head_answers_like_get_on_pages_and_api_routes(product: Product) -> None:
+    client = api_client(make_user())
+    paths = [
+        "/",
+        "/search?q=telescope",
+        f"/products/{product.id}",
+        "/cart/",
+        "/accounts/login/",
+        "/healthz",
+        "/readyz",
+        "/api/products",
+        f"/api/products/{product.id}",
+        "/api/me",
+        CART,
+        "/api/openapi.json",
+        "/api/docs",
+    ]
+    for path in paths:
+        get, head = client.get(path), client.head(path)
+        assert get.status_code == 200, (path, get.status_code)
+        assert head.status_code == 200, (path, head.status_code)
+        assert head["Content-Type"] == get["Content-Type"], path
+        assert head.content == b"", path
+    # A HEAD for something missing is the same 404 a GET gets.
+    assert client.head("/api/products/no-such-product").status_code == 404
+    assert Client().head("/api/me").status_code == 401
+
+
+# -- text that is not text: unpaired surrogates and bytes that are not UTF-8, refused naming the field ------
+
+NOT_TEXT = [
+    ("/api/register", {"name": "a\ud800b", "email": "s1@example.com", "password": PASSWORD}, "name"),
+    ("/api/register", {"name": "Sam", "email": "s2@example.com", "password": "\ud800"}, "password"),
+    ("/api/register", {"name": "Sam", "email": "s3@example.com", "password": "plum\udfff-orchard-91"}, "password"),
+    ("/api/login", {"email": "s4@example.com", "password": "\ud800"}, "password"),
+    ("/api/login", {"email": "s5\udc00@example.com", "password": PASSWORD}, "email"),
+    (CART, {"productId": "kit\ud800", "quantity": 1}, "productId"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "field"), NOT_TEXT)
+def test_unpaired_surrogates_in_a_json_body_are_a_400_naming_the_field(path: str, body: dict, field: str) -> None:
+    raw = json.dumps(body)  # ensure_ascii: the surrogate travels as the escape \ud800, as a client sends it
+    response = api_client(make_user()).generic("POST", path, data=raw, content_type="application/json")
+    assert response.status_code == 400, response.content
+    error = _error(response)
+    assert error["code"] == "invalid"
+    assert list(error["fields"]) == [field]
+    assert not User.objects.filter(email__startswith="s").exists()
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/accounts/signup/", "name=a%ED%A0%80b&email=p1%40example.com&password1=x&password2=x", "name"),
+        ("/accounts/login/", "email=p2%40example.com&password=%ED%A0%80", "password"),
+        ("/accounts/login/", "email=p3%40example.com&password=%FF%FE", "password"),
+        ("/cart/add", "product_id=kit%ED%B0%80&quantity=1", "product_id"),
+        ("/api/register", "name=a%ED%A0%80b&email=p4%40example.com&password=plum-orchard-91", "name"),
+    ],
+)
+def test_a_form_field_that_is_not_utf8_is_a_400_naming_the_field(path: str, body: str, field: str) -> None:
+    response = Client().generic("POST", path, data=body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400, (path, response.status_code)
+    if path.startswith("/api/"):
+        assert list(_error(response)["fields"]) == [field]
+    else:
+        assert response["Content-Type"].startswith("text/html")
+        assert field in response.content.decode()
+    assert not User.objects.filter(email__startswith="p").exists()

@@ -102,6 +102,49 @@ def test_production_settings_refuse_to_start_without_a_secret_key() -> None:
     assert "SECRET_KEY" in result.stderr
 
 
+_PRINT_KEY = "import django; django.setup(); from django.conf import settings; print(settings.SECRET_KEY)"
+
+
+def test_without_secret_key_the_local_settings_share_one_generated_key(tmp_path: Path) -> None:
+    """What `make run`, `make dev` and every replica of `make run REPLICAS=N` do: no key in the repository
+    is ever used; processes starting side by side all end up with the one key the first wrote."""
+    key_file = tmp_path / "keys" / "secret_key"
+    env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
+    env.update(DJANGO_SETTINGS_MODULE="shopcart.settings.base", SECRET_KEY_FILE=str(key_file))
+    starts = [
+        subprocess.Popen([sys.executable, "-c", _PRINT_KEY], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    keys = {process.communicate(timeout=60)[0].strip() for process in starts}
+    assert len(keys) == 1, keys
+    key = keys.pop()
+    assert len(key) >= 50
+    assert key == key_file.read_text().strip()
+    assert list(key_file.parent.iterdir()) == [key_file], "no temporary file is left behind"
+    # A later start reads the same key.
+    again = subprocess.run([sys.executable, "-c", _PRINT_KEY], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert again.stdout.strip() == key
+    # SECRET_KEY, when set, wins.
+    chosen = subprocess.run(
+        [sys.executable, "-c", _PRINT_KEY],
+        cwd=ROOT,
+        env={**env, "SECRET_KEY": "k" * 60},
+        capture_output=True,
+        text=True,
+    )
+    assert chosen.stdout.strip() == "k" * 60
+    assert subprocess.run(["git", "grep", "-qF", key], cwd=ROOT, check=False).returncode == 1
+
+
+@pytest.mark.parametrize("settings_module", ["shopcart.settings.base", "shopcart.settings.production"])
+def test_a_secret_key_published_in_the_repository_is_refused(settings_module: str) -> None:
+    """A .env copied from an older .env.example still carries its placeholder: it must not sign anything."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings_module, "SECRET_KEY": "change-me-to-a-long-random-string"}
+    result = subprocess.run([sys.executable, "-c", _PRINT_KEY], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "SECRET_KEY is a value published in the repository" in result.stderr
+
+
 def test_local_default_database_is_sqlite() -> None:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["DJANGO_SETTINGS_MODULE"] = "shopcart.settings.base"

@@ -32,10 +32,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import jwt
 import pytest
 import yaml
 from django.conf import settings
 
+from accounts import tokens
 from cart import services as cart_services
 from catalog import indexes
 from catalog import services as catalog_services
@@ -52,6 +54,8 @@ NAMES = {f"replica-{i}" for i in range(1, REPLICAS + 1)}
 PASSWORD = "plum-orchard-91"
 GRACEFUL_TIMEOUT = 10
 CSRF_INPUT = 'name="csrfmiddlewaretoken" value="'
+# Failed log-ins per client address for the replicas: low, so the test reaches it quickly.
+ADDRESS_LIMIT = 8
 
 
 # -- HTTP over loopback, stdlib only -----------------------------------------------------------------
@@ -203,7 +207,9 @@ def wait_until(condition: Callable[[], bool], *, timeout: float, interval: float
 def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReplicaSet]:
     folder = tmp_path_factory.mktemp("replicas")
     env = {
-        **os.environ,
+        # No SECRET_KEY: the replicas find their key as `make run` does, in a key file the first creates.
+        **{name: value for name, value in os.environ.items() if name != "SECRET_KEY"},
+        "SECRET_KEY_FILE": str(folder / "secret_key"),
         "DJANGO_SETTINGS_MODULE": "shopcart.settings.test",
         "SHOPCART_TEST_RUN_ID": settings.TEST_RUN_ID,
         "DATABASE_URL": f"sqlite:///{folder / 'replicas.sqlite3'}",
@@ -215,6 +221,7 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReplicaSet]:
         "GUNICORN_THREADS": "4",
         "GUNICORN_GRACEFUL_TIMEOUT": str(GRACEFUL_TIMEOUT),
         "START_TIMEOUT": "60",
+        "LOGIN_ADDRESS_FAILURE_LIMIT": str(ADDRESS_LIMIT),
     }
     migrate = subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput"],
@@ -344,10 +351,52 @@ def test_one_token_works_on_every_replica(replicas: ReplicaSet) -> None:
     assert {reply.served_by for reply in refused} == NAMES
 
 
+# The key that signed everything for `make run` until it was generated per checkout: anyone could read it.
+REPOSITORY_DEFAULT_KEY = "django-insecure-local-dev-only-shopcart-secret-key-change-me"
+
+
+def _resigned(token: str, secret: str) -> str:
+    """The token with a new id, signed again with `secret`: what someone holding the secret can mint."""
+    claims = jwt.decode(token, options={"verify_signature": False})
+    return jwt.encode({**claims, "jti": uuid.uuid4().hex}, tokens.signing_key(secret), algorithm=tokens.ALGORITHM)
+
+
+def test_every_replica_signs_with_one_generated_key_that_is_not_in_git(replicas: ReplicaSet) -> None:
+    key_file = replicas.folder / "secret_key"
+    key = key_file.read_text().strip()
+    assert len(key) >= 50
+    assert key_file.stat().st_mode & 0o077 == 0, "the key file is for its owner only"
+    tracked = subprocess.run(["git", "grep", "-qF", key], cwd=ROOT, capture_output=True, check=False)
+    assert tracked.returncode == 1, "the served key is in a tracked file"
+
+    token = token_for(new_user("minted"))
+    # Minted with the generated key: accepted by every replica, so it is the key they all serve with.
+    minted = [call("GET", "/api/me", token=_resigned(token, key)) for _ in range(REPLICAS)]
+    assert [reply.status for reply in minted] == [200] * REPLICAS, [reply.text for reply in minted]
+    assert {reply.served_by for reply in minted} == NAMES
+    # Minted with the key that used to be in the repository: refused everywhere.
+    forged = [call("GET", "/api/me", token=_resigned(token, REPOSITORY_DEFAULT_KEY)) for _ in range(REPLICAS)]
+    assert [reply.status for reply in forged] == [401] * REPLICAS
+
+
+def test_a_body_nginx_refuses_is_still_a_json_error_on_the_api(replicas: ReplicaSet) -> None:
+    two_mib = {"name": "x" * (2 * 1024 * 1024), "email": "big@example.com", "password": PASSWORD}
+    for path in ("/api/register", "/api/login", "/api/user/cart"):
+        reply = call("POST", path, json_body=two_mib)
+        assert reply.status == 413, (path, reply.status)
+        assert reply.headers["content-type"].startswith("application/json"), reply.headers
+        assert reply.json()["error"]["code"] == "payload_too_large"
+    # Between the app's limit and nginx's, the app answers, in the same shape.
+    half_mib = call("POST", "/api/register", json_body={"name": "x" * (512 * 1024)})
+    assert half_mib.status == 413
+    assert half_mib.json()["error"]["code"] == "payload_too_large"
+    assert half_mib.served_by in NAMES
+
+
 def test_login_throttling_counts_across_replicas(replicas: ReplicaSet) -> None:
     # Our own client addresses (nginx passes them on in X-Forwarded-For), so no other test shares them.
     guesser, bystander = f"127.0.{uuid.uuid4().int % 200 + 20}.7", f"127.0.{uuid.uuid4().int % 200 + 20}.8"
-    victim, other = new_user("victim"), new_user("other")
+    victim, other, stranger = new_user("victim"), new_user("other"), new_user("stranger")
     limit = settings.LOGIN_FAILURE_LIMIT
     failures = [
         call("POST", "/api/login", json_body={"email": victim, "password": "wrong"}, source_ip=guesser)
@@ -356,14 +405,23 @@ def test_login_throttling_counts_across_replicas(replicas: ReplicaSet) -> None:
     assert [reply.status for reply in failures] == [401] * limit
     assert {reply.served_by for reply in failures} == NAMES, "the failures should land on every replica"
 
-    # Whichever replica answers next knows the count: the account is blocked, even with its password...
-    blocked = call("POST", "/api/login", json_body={"email": victim, "password": PASSWORD}, source_ip=guesser)
-    assert blocked.status == 429, blocked.text
-    assert int(blocked.headers["retry-after"]) >= 1
-    # ... and so is the guessing address, for any account.
-    assert call("POST", "/api/login", json_body={"email": other, "password": PASSWORD}, source_ip=guesser).status == 429
-    # The address counted is the client's, not nginx's: another client logs in as usual.
-    allowed = call("POST", "/api/login", json_body={"email": other, "password": PASSWORD}, source_ip=bystander)
+    # Whichever replica answers next knows the count: the account is blocked, even with its password,
+    # from the guesser's address and any other it never logged in from...
+    for source in (guesser, bystander):
+        blocked = call("POST", "/api/login", json_body={"email": victim, "password": PASSWORD}, source_ip=source)
+        assert blocked.status == 429, blocked.text
+        assert int(blocked.headers["retry-after"]) >= 1
+    # ... but a neighbour behind the guesser's address logs in with their own password.
+    allowed = call("POST", "/api/login", json_body={"email": other, "password": PASSWORD}, source_ip=guesser)
+    assert allowed.status == 200, allowed.text
+
+    # The address limit (ADDRESS_LIMIT for these replicas) counts across replicas too ...
+    for number in range(ADDRESS_LIMIT - limit):
+        call("POST", "/api/login", json_body={"email": f"x{number}@example.com", "password": "x"}, source_ip=guesser)
+    refused = call("POST", "/api/login", json_body={"email": stranger, "password": PASSWORD}, source_ip=guesser)
+    assert refused.status == 429, refused.text
+    # ... and is the client's, not nginx's: another client logs in as usual.
+    allowed = call("POST", "/api/login", json_body={"email": stranger, "password": PASSWORD}, source_ip=bystander)
     assert allowed.status == 200, allowed.text
 
 
@@ -589,7 +647,15 @@ def test_docker_compose_balances_by_the_same_rules() -> None:
     def directive(conf: str, name: str) -> str:
         return next(line.strip() for line in conf.splitlines() if line.strip().startswith(f"{name} "))
 
-    for name in ("proxy_next_upstream", "proxy_next_upstream_timeout", "proxy_read_timeout", "proxy_set_header Host"):
+    for name in (
+        "proxy_next_upstream",
+        "proxy_next_upstream_timeout",
+        "proxy_read_timeout",
+        "proxy_set_header Host",
+        "client_max_body_size",
+        "error_page",
+        "return 413",
+    ):
         assert directive(compose_conf, name) == directive(local_conf, name)
     assert "http_503" not in directive(compose_conf, "proxy_next_upstream")
     assert "resolve max_fails=1 fail_timeout=2s;" in directive(compose_conf, "server web:8000")

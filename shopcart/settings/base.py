@@ -8,6 +8,8 @@ from pathlib import Path
 
 import environ
 
+from shopcart.secret_key import load_or_create, unpublished
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
@@ -17,8 +19,11 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 DEBUG = env.bool("DEBUG", default=False)
 
 # One secret shared by every replica: sessions, CSRF tokens and API tokens are signed with it, so
-# any replica accepts what another issued (defect 1 of the original). Never generated per process.
-SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-local-dev-only-shopcart-secret-key-change-me")
+# any replica accepts what another issued (defect 1 of the original). Never generated per process, and
+# never one from the repository (anyone could mint tokens with it): unless SECRET_KEY is set, the key is
+# read from SECRET_KEY_FILE, which the first process creates with a random key (shopcart/secret_key.py).
+SECRET_KEY_FILE = Path(env.str("SECRET_KEY_FILE", default=str(BASE_DIR / ".devstack" / "secret_key")))
+SECRET_KEY = unpublished(env.str("SECRET_KEY", default="")) or load_or_create(SECRET_KEY_FILE)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -30,6 +35,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    # django-ninja's Swagger UI assets as static files, so /api/docs works with no network (no CDN).
+    "ninja",
     "shopcart.apps.ShopcartConfig",
     "accounts.apps.AccountsConfig",
     "catalog.apps.CatalogConfig",
@@ -40,6 +47,10 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "shopcart.middleware.ServedByMiddleware",
+    # /api/v0/...: the API in the original's response envelope (docs/original-api.md).
+    "shopcart.middleware.OriginalApiMiddleware",
+    # /api/: HEAD like GET, and a wrong method is a JSON 405.
+    "shopcart.middleware.ApiMethodMiddleware",
     # 413 for an oversized body, before anything reads it.
     "shopcart.middleware.RequestBodyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -53,6 +64,9 @@ MIDDLEWARE = [
 # The largest request body accepted (bytes); bigger ones get a 413 (shopcart.middleware). The largest
 # real form, a product with its description, is a few KiB. nginx has its own, higher limit in front.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=256 * 1024)
+
+# The shop's own page for a failed CSRF check (a form from before a log-in in another tab, say).
+CSRF_FAILURE_VIEW = "shopcart.views.csrf_failure"
 
 ROOT_URLCONF = "shopcart.urls"
 WSGI_APPLICATION = "shopcart.wsgi.application"
@@ -111,9 +125,18 @@ NATS_URL = env.str("NATS_URL", default="nats://127.0.0.1:4222")
 NATS_TIMEOUT = env.float("NATS_TIMEOUT", default=2.0)
 
 # --- accounts ---
-# Failed logins allowed per account and per client address within the window, before HTTP 429.
+# Log-in throttling (accounts/throttling.py, docs/accounts.md). Per account: LOGIN_FAILURE_LIMIT failures
+# lock it for LOGIN_FAILURE_WINDOW seconds, doubled with each further failure up to LOGIN_LOCKOUT_MAX
+# (also the quiet spell after which failures are forgotten). The same applies to the current password
+# of the password-change form.
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 LOGIN_FAILURE_WINDOW = env.int("LOGIN_FAILURE_WINDOW", default=60)
+LOGIN_LOCKOUT_MAX = env.int("LOGIN_LOCKOUT_MAX", default=3600)
+# Per client address, far higher: a shared address (office NAT, mobile carrier) holds many shoppers.
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=100)
+LOGIN_ADDRESS_FAILURE_WINDOW = env.int("LOGIN_ADDRESS_FAILURE_WINDOW", default=3600)
+# An address an account logged in from this recently is familiar: others' failures do not lock it out there.
+LOGIN_FAMILIAR_DAYS = env.int("LOGIN_FAMILIAR_DAYS", default=30)
 # Only behind a proxy that sets it: otherwise a client could pick its own throttling address.
 TRUST_X_FORWARDED_FOR = env.bool("TRUST_X_FORWARDED_FOR", default=False)
 API_TOKEN_TTL = env.int("API_TOKEN_TTL", default=24 * 60 * 60)

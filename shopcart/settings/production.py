@@ -3,11 +3,13 @@
 SECRET_KEY has no default: a deployment must set one, the same on every replica.
 """
 
+from shopcart.secret_key import unpublished
+
 from .base import *  # noqa: F403
 from .base import env
 
 DEBUG = False
-SECRET_KEY = env.str("SECRET_KEY")
+SECRET_KEY = unpublished(env.str("SECRET_KEY"))
 WHITENOISE_USE_FINDERS = False
 
 # TLS terminates at the load balancer, which sets X-Forwarded-Proto.
