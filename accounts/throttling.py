@@ -1,5 +1,5 @@
 """Login throttling shared by every replica: failure counters live in Redis (the default cache),
-one per account (normalised e-mail) and one per client address, each in a fixed window that starts
+one per account (normalised email) and one per client address, each in a fixed window that starts
 at its first failure. At LOGIN_FAILURE_LIMIT failures the key blocks until its window ends."""
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from cart import conf, selectors, services
 from cart.forms import AddToCartForm, ProductForm, UpdateQuantityForm, first_error
 from cart.owners import SESSION_KEY, anonymous_cart_id, cart_id_for_request, session_anon_id
+from cart.signals import moved_items_message
 from shopcart.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def finish_pending_merge(request: HttpRequest) -> None:
         return
     request.session.pop(SESSION_KEY, None)
     if result.added_items:
-        messages.info(request, f"We added {result.added_items} item(s) from before you logged in to your cart.")
+        messages.info(request, moved_items_message(result.added_items))
 
 
 @never_cache

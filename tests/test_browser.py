@@ -85,7 +85,7 @@ def shot(page: Page, name: str) -> None:
 def sign_up(page: Page, base: str, *, name: str, email: str) -> None:
     page.goto(f"{base}/accounts/signup/")
     page.get_by_label("Name").fill(name)
-    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Email").fill(email)
     page.locator("input[name=password1]").fill(PASSWORD)
     page.locator("input[name=password2]").fill(PASSWORD)
     page.get_by_role("button", name=re.compile("sign up", re.I)).click()
@@ -93,7 +93,7 @@ def sign_up(page: Page, base: str, *, name: str, email: str) -> None:
 
 def log_in(page: Page, base: str, *, email: str, password: str = PASSWORD) -> None:
     page.goto(f"{base}/accounts/login/")
-    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.locator("main").get_by_role("button", name=re.compile("log in", re.I)).click()
 
@@ -126,7 +126,7 @@ def test_sign_up_search_shop_and_log_out(shop: str, page: Page) -> None:
     log_out(page)
     expect(page.locator("header")).to_contain_text("Log in")
 
-    log_in(page, shop, email=email.upper())  # e-mail is case-insensitive
+    log_in(page, shop, email=email.upper())  # email is case-insensitive
     expect(page.locator("header")).to_contain_text("Ada Lovelace")
 
     # Search with a typo, then add two products.
@@ -188,7 +188,7 @@ def test_errors_are_shown_to_the_user(shop: str, page: Page, django_user_model) 
     django_user_model.objects.create_user(email=email, password=PASSWORD, name="Linus")
 
     log_in(page, shop, email=email, password="wrong-password")
-    expect(page.locator("main")).to_contain_text(re.compile("e-mail|password", re.I))
+    expect(page.locator("main")).to_contain_text(re.compile("email|password", re.I))
     shot(page, "login-error")
 
     sign_up(page, shop, name="Someone Else", email=email.upper())
