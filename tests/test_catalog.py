@@ -324,6 +324,12 @@ def test_one_bad_parameter_keeps_the_search(catalog: str, bad: str) -> None:
         assert "That category is unknown, so all categories are shown." in html
 
 
+def test_the_staff_list_keeps_the_search_too(catalog: str, admin_client: Client) -> None:
+    html = admin_client.get("/admin/catalog/products/?q=telescope&page=abc").content.decode()
+    assert "Brass Telescope" in html
+    assert "240 products" not in html  # not the whole catalog
+
+
 def test_a_too_long_search_is_shortened_and_said_so(catalog: str) -> None:
     html = Client().get("/search", {"q": "telescope " + "z" * 240}).content.decode()
     assert "Results for “telescope zzz" in _h1(html)
