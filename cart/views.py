@@ -104,7 +104,7 @@ def update(request: HttpRequest) -> HttpResponse:
         messages.error(request, exc.message)
         return _back(request)
     line = cart.line(product_id)
-    messages.success(request, f"Updated “{line.name if line else product_id}” to {quantity}.")
+    messages.success(request, f"You now have {quantity} of “{line.name if line else product_id}” in your cart.")
     return _back(request)
 
 

@@ -152,7 +152,7 @@ def test_sign_up_search_shop_and_log_out(shop: str, page: Page) -> None:
     page.goto(f"{shop}/cart/")
     page.locator("#qty-kit-0001").fill("3")
     page.locator("tr[data-product-id='kit-0001']").get_by_role("button", name="Update").click()
-    expect(page.locator(".messages")).to_contain_text("to 3")
+    expect(page.locator(".messages")).to_contain_text("You now have 3 of")
     shot(page, "cart")
     page.locator(f"tr[data-product-id='{telescope}']").get_by_role("button", name=re.compile("Remove")).click()
     expect(page.locator(".messages")).to_contain_text("Removed")
@@ -227,6 +227,12 @@ HEADINGS_JS = """() => [...document.querySelectorAll('h1, h2, h3, h4, h5, h6')]
   .map(e => Number(e.tagName[1]))"""
 
 
+# Ids an aria-describedby names that are not on the page (an error or help text not linked to its input).
+DANGLING_DESCRIBEDBY_JS = """() => [...document.querySelectorAll('[aria-describedby]')]
+  .flatMap(e => e.getAttribute('aria-describedby').split(/\\s+/).filter(id => !document.getElementById(id))
+  .map(id => `${e.name || e.id}: no #${id}`))"""
+
+
 def heading_problems(levels: list[int]) -> list[str]:
     if not levels:
         return ["no headings"]
@@ -254,6 +260,7 @@ def page_problems(page: Page, *, touch: bool = True) -> list[str]:
     if touch:
         problems += [f"{height} px tall: {html}" for html, height in page.evaluate(SMALL_TARGETS_JS, MIN_TARGET)]
     problems += heading_problems(page.evaluate(HEADINGS_JS))
+    problems += page.evaluate(DANGLING_DESCRIBEDBY_JS)
     problems += axe_violations(page)
     return problems
 
@@ -317,6 +324,9 @@ def test_every_page_fits_a_phone_and_passes_axe(shop: str, phone: Page, django_u
     check("staff product list", touch=False)
     phone.goto(f"{shop}/admin/catalog/products/add/")
     check("staff add product", touch=False)
+    phone.locator("input[type=submit][value=Save]").click()
+    expect(phone.locator("#id_sku_error")).to_be_visible()
+    check("staff add product with errors", touch=False)
     phone.goto(f"{shop}/admin/catalog/products/kit-0001/change/")
     check("staff edit product", touch=False)
 

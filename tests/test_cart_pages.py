@@ -154,7 +154,7 @@ def test_update_remove_and_clear() -> None:
 
     assert client.post("/cart/update", {"product_id": one.id, "quantity": "4"})["Location"] == "/cart/"
     page = client.get("/cart/")
-    assert f"Updated “{one.name}” to 4." in _messages(page)
+    assert f"You now have 4 of “{one.name}” in your cart." in _messages(page)
     assert 'id="cart-subtotal">$8.00' in page.content.decode()
     assert _badge(page) == "5"
 
