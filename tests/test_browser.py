@@ -242,6 +242,8 @@ def heading_problems(levels: list[int]) -> list[str]:
 
 
 def axe_violations(page: Page) -> list[str]:
+    if not AXE.exists():
+        pytest.exit(f"axe-core not found at {AXE}. Install it with: make browser")
     page.add_script_tag(path=str(AXE))
     violations = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
     return [
@@ -267,8 +269,6 @@ def page_problems(page: Page, *, touch: bool = True) -> list[str]:
 
 @pytest.fixture
 def phone(browser: Browser) -> Iterator[Page]:
-    if not AXE.exists():
-        pytest.exit(f"axe-core not found at {AXE}. Install it with: make browser")
     context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
     tab = context.new_page()
     tab.set_default_timeout(10_000)
@@ -362,3 +362,16 @@ def test_warnings_look_like_warnings(shop: str, page: Page) -> None:
     page.evaluate("document.body.insertAdjacentHTML('beforeend', '<p class=\"message message-info\" id=i>x</p>')")
     info = page.locator("#i").evaluate("e => getComputedStyle(e).backgroundColor")
     assert len({warning, success, info}) == 3, (warning, success, info)
+
+
+def test_desktop_pages_pass_axe_too(shop: str, page: Page) -> None:
+    """The wide layout (the cart as a table, the categories beside the list) has its own markup paths."""
+    page.goto(f"{shop}/products/kit-0001")
+    add_to_cart(page, "kit-0001", 1)
+    problems = {}
+    for path in ("/", "/search?q=telescope", "/products/kit-0001", "/cart/", "/accounts/signup/", "/accounts/login/"):
+        page.goto(f"{shop}{path}")
+        found = axe_violations(page) + heading_problems(page.evaluate(HEADINGS_JS))
+        if found:
+            problems[path] = found
+    assert problems == {}
