@@ -70,8 +70,17 @@ check-deploy: venv ## manage.py check --deploy under production settings
 	DJANGO_SETTINGS_MODULE=shopcart.settings.production SECRET_KEY=$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))') \
 		ALLOWED_HOSTS=shop.example.com $(PY) manage.py check --deploy --fail-level WARNING
 
-browser: ## Install Debian's Chromium for the browser tests (once)
+# axe-core (npm) checks every page type in the browser tests; installed at this exact version into .cache/.
+AXE_CORE_VERSION := 4.11.0
+AXE_CORE_STAMP := .cache/npm/axe-core-$(AXE_CORE_VERSION).installed
+
+browser: $(AXE_CORE_STAMP) ## Install Debian's Chromium and axe-core for the browser tests (once)
 	@bash devstack/stack.sh ensure-package chromium
+
+$(AXE_CORE_STAMP):
+	@bash devstack/stack.sh ensure-package npm
+	npm install --prefix .cache/npm --no-save --no-audit --no-fund --loglevel=error axe-core@$(AXE_CORE_VERSION)
+	@touch $@
 
 test: lint services-up browser ## Lint, then the whole suite against the real services
 	$(BIN)/pytest $(PYTEST_ARGS)

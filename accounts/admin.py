@@ -1,4 +1,4 @@
-"""Django admin for users, adapted to e-mail log-in, and throttled admin log-in."""
+"""Django admin for users, adapted to email log-in, and throttled admin log-in."""
 
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ class TokenOut(Schema):
 
 @router.post("/register", response={201: UserOut, 409: ErrorOut, **COMMON_ERROR_RESPONSES}, summary="Create an account")
 def register(request: HttpRequest, payload: RegisterIn) -> Status[User]:
-    """409 when the e-mail address is taken in any letter case; 400 with `fields` otherwise."""
+    """409 when the email address is taken in any letter case; 400 with `fields` otherwise."""
     user = services.register_user(name=payload.name, email=payload.email, password=payload.password)
     return Status(201, user)
 

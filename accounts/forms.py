@@ -1,18 +1,23 @@
-"""Form validation only: the services decide (password rules, unique e-mail, throttling)."""
+"""Form validation only: the services decide (password rules, unique email, throttling)."""
 
 from __future__ import annotations
 
 from django import forms
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.contrib.auth.password_validation import password_validators_help_text_html
 
 from accounts.models import User, normalize_email
 
 
 class SignupForm(forms.Form):
     name = forms.CharField(max_length=150, widget=forms.TextInput(attrs={"autocomplete": "name", "autofocus": True}))
-    email = forms.EmailField(label="E-mail", widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    email = forms.EmailField(label="Email", widget=forms.EmailInput(attrs={"autocomplete": "email"}))
     password1 = forms.CharField(
-        label="Password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+        label="Password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        # The rules up front (from the validators the service applies), not only once one is broken.
+        help_text=password_validators_help_text_html,
     )
     password2 = forms.CharField(
         label="Password (again)", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
@@ -26,9 +31,7 @@ class SignupForm(forms.Form):
 
 
 class LoginForm(forms.Form):
-    email = forms.EmailField(
-        label="E-mail", widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True})
-    )
+    email = forms.EmailField(label="Email", widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True}))
     password = forms.CharField(
         label="Password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
     )
@@ -44,7 +47,7 @@ class _EmailUniqueMixin:
         email = normalize_email(self.cleaned_data.get("email") or "")  # type: ignore[attr-defined]
         taken = User.objects.filter(email__iexact=email).exclude(pk=self.instance.pk).exists()
         if taken:
-            raise forms.ValidationError("An account with this e-mail address already exists.", code="unique")
+            raise forms.ValidationError("An account with this email address already exists.", code="unique")
         return email
 
 

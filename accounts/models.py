@@ -1,4 +1,4 @@
-"""Users: Django's auth user, identified by e-mail (unique regardless of case) and with a display name."""
+"""Users: Django's auth user, identified by email (unique regardless of case) and with a display name."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def normalize_email(email: str) -> str:
 class ShopUserManager(UserManager["User"]):
     def _create_user(self, email: str, password: str | None, **extra_fields: Any) -> User:  # type: ignore[override]
         if not email:
-            raise ValueError("An e-mail address is required.")
+            raise ValueError("An email address is required.")
         user = self.model(email=normalize_email(email), **extra_fields)
         user.set_password(password)
         user.save(using=self._db)
@@ -43,7 +43,7 @@ class User(AbstractUser):
     first_name = None  # type: ignore[assignment]
     last_name = None  # type: ignore[assignment]
     name = models.CharField("name", max_length=150)
-    email = models.EmailField("e-mail address", unique=True)
+    email = models.EmailField("email address", unique=True)
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"

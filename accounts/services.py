@@ -19,7 +19,7 @@ from accounts.models import User, normalize_email
 from accounts.selectors import email_taken
 
 NAME_MAX_LENGTH = User._meta.get_field("name").max_length or 150
-EMAIL_TAKEN_MESSAGE = "An account with this e-mail address already exists."
+EMAIL_TAKEN_MESSAGE = "An account with this email address already exists."
 
 
 @dataclass(frozen=True)
@@ -42,12 +42,12 @@ def register_user(*, name: str, email: str, password: str) -> User:
     try:
         validate_email(email)
     except ValidationError:
-        fields["email"] = ["Enter a valid e-mail address."] if email else ["Enter your e-mail address."]
+        fields["email"] = ["Enter a valid email address."] if email else ["Enter your email address."]
     if not password:
         fields["password"] = ["Enter a password."]
     else:
         try:
-            # The unsaved user lets UserAttributeSimilarityValidator compare with the name and e-mail.
+            # The unsaved user lets UserAttributeSimilarityValidator compare with the name and email.
             validate_password(password, user=User(name=name, email=email))
         except ValidationError as exc:
             fields["password"] = list(exc.messages)
@@ -72,7 +72,7 @@ def authenticate_for_login(*, email: str, password: str, client_address: str) ->
     user = authenticate(None, username=email, password=password)  # None also for inactive users
     if user is None:
         throttling.record_failure(email=email, client_address=client_address)
-        raise InvalidCredentials("The e-mail address or password is incorrect.")
+        raise InvalidCredentials("The email address or password is incorrect.")
     throttling.record_success(email=email, client_address=client_address)
     return user
 
@@ -103,7 +103,7 @@ def revoke_token(*, token: str) -> None:
 
 
 def ensure_demo_users() -> list[str]:
-    """Create the demo shopper and the staff user unless they exist (manage.py seed). Their e-mails and
+    """Create the demo shopper and the staff user unless they exist (manage.py seed). Their emails and
     passwords come from settings (DEMO_USER_*, STAFF_USER_*); a password left empty is generated and
     reported in the returned lines, the only time it is ever shown. Existing users are left as they are."""
     lines = []

@@ -4,6 +4,7 @@ log-out and password change; sign-up and log-in call accounts.services (throttli
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import messages
@@ -40,9 +41,20 @@ def _safe_next(request: HttpRequest) -> str:
     return resolve_url(settings.LOGIN_REDIRECT_URL)
 
 
+def _already_logged_in(request: HttpRequest) -> HttpResponseRedirect:
+    """Sign-up and log-in are for visitors: a logged-in user is sent on (to `next`, never back here)."""
+    messages.info(request, f"You are already logged in as {request.user.email}. To use another account, log out first.")
+    target = _safe_next(request)
+    return HttpResponseRedirect(
+        resolve_url(settings.LOGIN_REDIRECT_URL) if urlsplit(target).path == request.path else target
+    )
+
+
 @sensitive_post_parameters("password1", "password2")
 @never_cache
 def signup(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated:
+        return _already_logged_in(request)
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -69,6 +81,11 @@ class LoginView(auth_views.LoginView):
 
     form_class = LoginForm
     template_name = "accounts/login.html"
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.user.is_authenticated:
+            return _already_logged_in(request)
+        return super().dispatch(request, *args, **kwargs)
 
     def get_form_kwargs(self) -> dict[str, Any]:
         # Skip LoginView's `request` kwarg: LoginForm only validates fields.

@@ -8,7 +8,8 @@ delete-on-write to race against.
 Lines whose product was deleted, deactivated or re-priced in another currency are listed as
 unavailable (available=False, priced at their add-time price, line total 0) and left out of
 itemCount, lineCount and subtotal: they cannot be bought, but the shopper should see what happened
-and can remove them.
+and can remove them. A line whose product has sold out (stock 0) is unavailable in the same way, at
+its current price, and says so (`sold_out`) instead of "only 0 left".
 """
 
 from __future__ import annotations
@@ -143,6 +144,20 @@ class SummaryLine(NamedTuple):
     def exceeds_stock(self) -> bool:
         return self.available and self.stock is not None and self.quantity > self.stock
 
+    @property
+    def sold_out(self) -> bool:
+        """Still sold, but none left: not counted, and the page says "out of stock", not "only 0 left"."""
+        return not self.available and self.stock == 0
+
+    @property
+    def price_went_up(self) -> bool:
+        return self.price_changed and self.unit_price_cents > self.added_unit_price_cents
+
+    @property
+    def price_change_cents(self) -> int:
+        """By how much the unit price moved since the line was added, up or down."""
+        return abs(self.unit_price_cents - self.added_unit_price_cents) if self.price_changed else 0
+
 
 @dataclass(frozen=True)
 class CartSummary:
@@ -197,7 +212,7 @@ def empty_summary(*, cart_id: str | None = None) -> CartSummary:
 
 # Part of the key: bump it whenever the pickled CartSummary changes shape, so replicas running the new
 # code never unpickle what older ones cached (during a rolling deploy both share one Redis).
-SUMMARY_FORMAT = 2
+SUMMARY_FORMAT = 3
 
 
 def _summary_key(cart: Cart, version: int) -> str:
@@ -223,10 +238,11 @@ def summarize(*, cart: Cart, lookup: bool = True) -> CartSummary:
     lines = []
     for line in cart.lines:
         product = products.get(line.product_id)
-        available = product is not None and product.active and product.currency == cart.currency
-        if available:
+        sold = product is not None and product.active and product.currency == cart.currency
+        if sold:
             assert product is not None
             unit = product.price_cents
+            in_stock = product.stock > 0
             lines.append(
                 SummaryLine(
                     product_id=line.product_id,
@@ -235,9 +251,9 @@ def summarize(*, cart: Cart, lookup: bool = True) -> CartSummary:
                     unit_price_cents=unit,
                     added_unit_price_cents=line.unit_price_cents,
                     quantity=line.quantity,
-                    line_total_cents=unit * line.quantity,
+                    line_total_cents=unit * line.quantity if in_stock else 0,
                     price_changed=unit != line.unit_price_cents,
-                    available=True,
+                    available=in_stock,
                     stock=product.stock,
                     added_at=line.added_at,
                 )

@@ -394,8 +394,8 @@ def _check_currency(*, cart: Cart, product: Product, product_id: str) -> None:
     others = [line for line in cart.lines if line.product_id != product_id]
     if others and cart.currency != product.currency:
         raise CurrencyMismatch(
-            f"Your cart is in {cart.currency}; “{product.name}” is priced in {product.currency}. "
-            "Check out or clear the cart first."
+            f"“{product.name}” is priced in {product.currency}, and your cart holds {cart.currency} items only. "
+            "Empty your cart first to buy it."
         )
 
 

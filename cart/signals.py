@@ -9,11 +9,21 @@ from typing import Any
 from django.contrib import messages
 from django.db import transaction
 from django.http import HttpRequest
+from django.utils.translation import ngettext
 
 from cart import services
 from cart.owners import SESSION_KEY, anonymous_cart_id, session_anon_id, user_cart_id
 
 logger = logging.getLogger(__name__)
+
+
+def moved_items_message(count: int) -> str:
+    """What a shopper is told when their guest cart joined their own cart (at log-in or just after)."""
+    return ngettext(
+        "We moved %(count)d item from your guest cart into your cart.",
+        "We moved %(count)d items from your guest cart into your cart.",
+        count,
+    ) % {"count": count}
 
 
 def merge_cart_on_login(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
@@ -32,9 +42,7 @@ def merge_cart_on_login(sender: Any, request: HttpRequest | None, user: Any, **k
         return
     request.session.pop(SESSION_KEY, None)
     if result.added_items:
-        messages.info(
-            request, f"We moved {result.added_items} item(s) from your guest cart into your cart.", fail_silently=True
-        )
+        messages.info(request, moved_items_message(result.added_items), fail_silently=True)
     for line in result.capped:
         why = {
             "stock": "because of the stock left",
@@ -43,7 +51,7 @@ def merge_cart_on_login(sender: Any, request: HttpRequest | None, user: Any, **k
         }.get(line.reason, "")
         messages.warning(
             request,
-            f"“{line.name}”: {line.added} of {line.requested} added from your guest cart ({why}).",
+            f"“{line.name}”: only {line.added} of the {line.requested} in your guest cart moved to your cart ({why}).",
             fail_silently=True,
         )
 

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST, require_safe
 from cart import conf, selectors, services
 from cart.forms import AddToCartForm, IdempotentForm, ProductForm, UpdateQuantityForm, first_error
 from cart.owners import SESSION_KEY, anonymous_cart_id, cart_id_for_request, session_anon_id
+from cart.signals import moved_items_message
 from shopcart.errors import DomainError
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def finish_pending_merge(request: HttpRequest) -> None:
         return
     request.session.pop(SESSION_KEY, None)
     if result.added_items:
-        messages.info(request, f"We added {result.added_items} item(s) from before you logged in to your cart.")
+        messages.info(request, moved_items_message(result.added_items))
 
 
 @never_cache
@@ -107,7 +108,7 @@ def update(request: HttpRequest) -> HttpResponse:
         messages.error(request, exc.message)
         return _back(request)
     line = cart.line(product_id)
-    messages.success(request, f"Updated “{line.name if line else product_id}” to {quantity}.")
+    messages.success(request, f"You now have {quantity} of “{line.name if line else product_id}” in your cart.")
     return _back(request)
 
 

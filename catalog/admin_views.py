@@ -47,7 +47,7 @@ def _add_service_errors(form: ProductForm, error: InvalidProduct | SkuAlreadyExi
 
 def product_list(request: HttpRequest) -> HttpResponse:
     form = ProductFilterForm(request.GET)
-    params = form.cleaned_data if form.is_valid() else {}
+    params, _notes = form.usable_data()  # a bad parameter falls back on its own; staff need no note
     page = selectors.search_products(
         query=params.get("q", ""),
         category=params.get("category", ""),

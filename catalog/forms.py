@@ -1,15 +1,44 @@
 """Validation of the catalog pages' query strings."""
 
+from typing import Any
+
 from django import forms
 
 from catalog.selectors import SORT_LABELS
 
+MAX_QUERY_LENGTH = 200
+MAX_PAGE = 10_000
+
 
 class ProductFilterForm(forms.Form):
-    q = forms.CharField(required=False, max_length=200, strip=True)
+    q = forms.CharField(required=False, max_length=MAX_QUERY_LENGTH, strip=True)
     category = forms.CharField(required=False, max_length=60)
     sort = forms.ChoiceField(required=False, choices=[("", "Default"), *SORT_LABELS.items()])
-    page = forms.IntegerField(required=False, min_value=1, max_value=10_000)
+    page = forms.IntegerField(required=False, min_value=1, max_value=MAX_PAGE)
+
+    def usable_data(self) -> tuple[dict[str, Any], list[str]]:
+        """Each parameter on its own: a bad one falls back to its default (or is clamped) and the others
+        are kept, so one odd parameter never discards a search. Also returns what the shopper should be
+        told (a changed search or an ignored sort; a bad page number needs no word, it just starts at 1)."""
+        self.is_valid()
+        data = {name: self.cleaned_data.get(name) for name in self.fields if name not in self.errors}
+        notes: list[str] = []
+        errors = self.errors.as_data()
+        if "q" in errors:
+            shortened = (self.data.get("q") or "").strip()[:MAX_QUERY_LENGTH]
+            try:
+                data["q"] = self.fields["q"].clean(shortened)
+                notes.append(f"Your search was too long, so only its first {MAX_QUERY_LENGTH} characters were used.")
+            except forms.ValidationError:  # not text we can search for (a NUL character, say)
+                notes.append("Your search could not be read, so all products are shown.")
+        if "sort" in errors:
+            notes.append("That sort order is unknown, so the usual order is used.")
+        if "category" in errors:
+            notes.append("That category is unknown, so all categories are shown.")
+        if "page" in errors:
+            # Past the largest page: the view sends the shopper to the last page there is.
+            data["page"] = MAX_PAGE if any(e.code == "max_value" for e in errors["page"]) else 1
+        return data, notes
 
 
 class ProductForm(forms.Form):

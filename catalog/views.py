@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_safe
 
 from catalog import selectors
@@ -16,19 +16,23 @@ PAGE_SIZE = 24
 @require_safe
 def product_list(request: HttpRequest) -> HttpResponse:
     form = ProductFilterForm(request.GET)
-    # An invalid parameter (say ?page=abc) falls back to its default instead of failing the page.
-    params = form.cleaned_data if form.is_valid() else {}
+    params, notes = form.usable_data()
     page = selectors.search_products(
-        query=params.get("q", ""),
-        category=params.get("category", ""),
-        sort=params.get("sort", ""),
+        query=params.get("q") or "",
+        category=params.get("category") or "",
+        sort=params.get("sort") or "",
         page=params.get("page") or 1,
         page_size=PAGE_SIZE,
     )
+    if page.total and page.page > page.pages:
+        # Past the end (an old link, a hand-typed number): the last page, not "No products match".
+        query = request.GET.copy()
+        query["page"] = str(page.pages)
+        return redirect(f"{request.path}?{query.urlencode()}")
     return render(
         request,
         "catalog/product_list.html",
-        {"page": page, "sort_labels": selectors.SORT_LABELS, "form": form},
+        {"page": page, "sort_labels": selectors.SORT_LABELS, "form": form, "notes": notes},
     )
 
 

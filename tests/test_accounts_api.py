@@ -174,7 +174,7 @@ def test_wrong_credentials_are_401(ann: User, email: str, password: str) -> None
     error = response.json()["error"]
     assert error["code"] == "invalid_credentials"
     # The same words whether the account exists or not.
-    assert error["message"] == "The e-mail address or password is incorrect."
+    assert error["message"] == "The email address or password is incorrect."
     assert "auth_token" not in response.json()
 
 

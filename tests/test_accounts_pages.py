@@ -101,7 +101,7 @@ def test_signup_refuses_a_taken_email_in_any_case(browser: Client, ann: User, em
     )
 
     assert response.status_code == 200
-    assert "An account with this e-mail address already exists." in response.content.decode()
+    assert "An account with this email address already exists." in response.content.decode()
     assert User.objects.count() == 1
     assert logged_in_user_id(browser) is None
 
@@ -134,6 +134,52 @@ def test_signup_applies_the_password_validators_and_the_confirmation(browser: Cl
     assert "entirely numeric" in weak
     assert "The two passwords do not match." in mismatch
     assert not User.objects.exists()
+
+
+def test_signup_shows_the_password_rules_up_front(browser: Client, db: None) -> None:
+    page = browser.get("/accounts/signup/").content.decode()
+    assert "Your password must contain at least 8 characters." in page
+    assert "be entirely numeric." in page
+    assert 'aria-describedby="id_password1_helptext"' in page
+    assert 'id="id_password1_helptext"' in page
+
+
+@pytest.mark.django_db
+def test_field_errors_are_linked_to_their_inputs(browser: Client) -> None:
+    token = csrf_token(browser, "/accounts/signup/")
+    # A malformed address is caught by the form, a weak password by the service: both are linked.
+    for name, email, password in (("email", "not-an-address", PASSWORD), ("password1", "bea@example.com", "1")):
+        page = browser.post(
+            "/accounts/signup/",
+            {"csrfmiddlewaretoken": token, "name": "Bea", "email": email, "password1": password, "password2": password},
+        ).content.decode()
+        field = re.search(rf'<input [^>]*name="{name}"[^>]*>', page)
+        assert field, name
+        described = re.search(r'aria-describedby="([^"]+)"', field.group(0))
+        assert described, field.group(0)
+        for element_id in described.group(1).split():
+            assert f'id="{element_id}"' in page, element_id  # every id the input names exists
+        assert f"id_{name}_error" in described.group(1).split()
+        assert 'aria-invalid="true"' in field.group(0)
+
+
+@pytest.mark.parametrize("url", ["/accounts/signup/", "/accounts/login/"])
+def test_logged_in_users_are_sent_on_from_sign_up_and_log_in(browser: Client, ann: User, url: str) -> None:
+    browser.force_login(ann)
+    response = browser.get(url)
+    assert response.status_code == 302
+    assert response["Location"] == "/"
+    page = browser.get("/accounts/password/").content.decode()  # the next page shows the message
+    assert "You are already logged in as ann@example.com. To use another account, log out first." in page
+    assert browser.get(f"{url}?next=/cart/")["Location"] == "/cart/"
+    assert browser.get(f"{url}?next={url}")["Location"] == "/"  # never back to itself
+
+
+@pytest.mark.parametrize("url", ["/accounts/signup/", "/accounts/login/"])
+def test_pages_say_email_not_e_mail(browser: Client, db: None, url: str) -> None:
+    page = browser.get(url).content.decode()
+    assert ">Email:</label>" in page
+    assert "e-mail" not in page.lower()
 
 
 # --- log in -----------------------------------------------------------------------------------
@@ -173,7 +219,7 @@ def test_wrong_password_shows_an_error(browser: Client, ann: User) -> None:
     response = submit_login(browser, "ann@example.com", "not-the-password")
 
     assert response.status_code == 200
-    assert "The e-mail address or password is incorrect." in response.content.decode()
+    assert "The email address or password is incorrect." in response.content.decode()
     assert logged_in_user_id(browser) is None
 
 
@@ -337,5 +383,5 @@ def test_admin_lists_searches_and_adds_users(staff: User, ann: User) -> None:
 
     duplicate = client.post("/admin/accounts/user/add/", {**form, "email": "ANN@example.com", "name": "Ann again"})
     assert duplicate.status_code == 200
-    assert "An account with this e-mail address already exists." in duplicate.content.decode()
+    assert "An account with this email address already exists." in duplicate.content.decode()
     assert User.objects.count() == 3

@@ -2,7 +2,7 @@
 
 * one named test per defect of the original (docs/original-api.md, 1-8), pointing at the fuller
   tests elsewhere where they exist;
-* hostile text (HTML/script) in product names, user names, e-mail addresses and search terms is
+* hostile text (HTML/script) in product names, user names, email addresses and search terms is
   escaped on every page that shows it;
 * CSRF on every POST form of the site (found by walking the pages, so a new form without a test fails);
 * oversized bodies refused with 413 and non-JSON API bodies with 415, in the site's error shapes;
@@ -223,7 +223,7 @@ def test_defect_6_seed_is_not_an_http_endpoint(path: str, product: Product) -> N
 
 
 def test_defect_7_an_email_is_one_exact_case_insensitive_key() -> None:
-    """The original looked e-mails up as analysed text (match_phrase): a different address could match.
+    """The original looked emails up as analysed text (match_phrase): a different address could match.
     More in tests/test_accounts_api.py and test_accounts_pages.py."""
     client = Client()
     email = f"Ann.{unique()}@Example.COM"
@@ -466,7 +466,7 @@ def test_a_post_without_the_csrf_token_is_refused(target: str, staff: User, prod
     elif target not in ("/accounts/signup/", "/accounts/login/", "/admin/login/"):
         client.force_login(user)
     cart_services.add_item(cart_id=f"user-{user.pk}", product_id=product.id, quantity=1)
-    client.get("/accounts/login/")  # the CSRF cookie, as a browser would hold it
+    client.get(f"/products/{product.id}")  # the CSRF cookie, as a browser would hold it
     assert "csrftoken" in client.cookies
     replace = {"PRODUCT": product.id, "EMAIL": user.email, "USER": str(user.pk), "STAFF": staff.email}
     data = {key: replace.get(value, value) for key, value in CSRF_CASES[target].items()}
@@ -850,7 +850,8 @@ def test_odd_search_parameters_are_4xx_or_ignored_never_500(query: str) -> None:
     if api.status_code == 400:
         assert _error(api)["code"] == "invalid"
     page = Client().get(f"/search?{query}")
-    assert page.status_code == 200  # the page falls back to its defaults
+    # The page falls back to its defaults for a bad parameter; a page past the end goes to the last one.
+    assert page.status_code == 200 or (page.status_code == 302 and page["Location"].startswith("/search?"))
 
 
 @pytest.mark.parametrize(

@@ -69,7 +69,7 @@ def test_anonymous_shopper_adds_and_sees_the_cart() -> None:
     assert f"Added 2 of “{product.name}” to your cart." in _messages(page)
     body = page.content.decode()
     assert product.name in body
-    assert "8.50 USD" in body
+    assert "$8.50" in body
     assert _badge(page) == "2"
     assert selectors.get_cart(cart_id=_anon_cart_id(client)).line(product.id).quantity == 2
 
@@ -154,8 +154,8 @@ def test_update_remove_and_clear() -> None:
 
     assert client.post("/cart/update", {"product_id": one.id, "quantity": "4"})["Location"] == "/cart/"
     page = client.get("/cart/")
-    assert f"Updated “{one.name}” to 4." in _messages(page)
-    assert 'id="cart-subtotal">8.00 USD' in page.content.decode()
+    assert f"You now have 4 of “{one.name}” in your cart." in _messages(page)
+    assert 'id="cart-subtotal">$8.00' in page.content.decode()
     assert _badge(page) == "5"
 
     for bad, message in (("0", "Enter a whole number from 1 to 99."), ("11", f"Only 10 of “{one.name}” in stock.")):
@@ -200,9 +200,57 @@ def test_the_cart_page_flags_price_changes_and_unavailable_lines() -> None:
     )
     set_product_active(product_id=gone.id, active=False)
     body = client.get("/cart/").content.decode()
-    assert "Price changed since you added it (was 10.00 USD)." in body
+    assert "Price went up by $1.00 since you added it (was $10.00)." in body
     assert "No longer available: not counted in the total." in body
-    assert 'id="cart-subtotal">11.00 USD' in body
+    assert 'id="cart-subtotal">$11.00' in body
+
+
+def _reprice(product: Any, *, price: str, stock: int) -> None:
+    from catalog.services import ProductInput, update_product
+
+    update_product(
+        product_id=product.id,
+        data=ProductInput(
+            sku=product.sku,
+            name=product.name,
+            description="",
+            category="Test",
+            price=price,
+            currency="USD",
+            stock=stock,
+        ),
+    )
+
+
+def test_money_reads_like_money_and_a_price_drop_says_by_how_much() -> None:
+    pricey = make_product(price="5193.99", stock=5)
+    client = Client()
+    _add(client, pricey.id, 2)
+    _reprice(pricey, price="5000.49", stock=5)
+    body = client.get("/cart/").content.decode()
+    assert "Price went down by $193.50 since you added it (was $5,193.99)." in body
+    assert 'id="cart-subtotal">$10,000.98' in body
+    assert "USD" not in re.sub(r"<[^>]+>", "", body)  # no "10000.98 USD" anywhere a shopper reads
+    product_page = client.get(f"/products/{pricey.id}").content.decode()
+    assert '<p class="price">$5,000.49</p>' in product_page
+
+
+def test_a_sold_out_line_is_not_counted_and_not_only_0_left() -> None:
+    kept, sold_out = make_product(price="3.00", stock=5), make_product(price="4.00", stock=5)
+    client = Client()
+    _add(client, kept.id, 1)
+    _add(client, sold_out.id, 2)
+    _reprice(sold_out, price="4.00", stock=0)
+    page = client.get("/cart/")
+    body = page.content.decode()
+    assert "Only 0 left" not in body
+    assert "Out of stock now: not counted in the total." in body
+    assert 'id="cart-subtotal">$3.00' in body
+    assert _badge(page) == "1"
+    summary = selectors.get_summary(cart_id=_anon_cart_id(client))  # the one builder the API answers with too
+    api = summary.as_api()
+    assert (api["itemCount"], api["lineCount"], api["subtotal"]) == (1, 1, "3.00")
+    assert [line["available"] for line in api["lines"]] == [True, False]
 
 
 def test_csrf_is_enforced_and_only_post_changes_the_cart() -> None:
@@ -292,3 +340,41 @@ def test_signed_in_users_use_their_own_cart() -> None:
     as_bob.post("/cart/clear")
     as_bob.post("/cart/remove", {"product_id": product.id})
     assert selectors.get_cart(cart_id=f"user-{alice.pk}").line(product.id).quantity == 3
+
+
+def test_merge_messages_read_properly_and_a_shortfall_is_a_warning(settings: Any) -> None:
+    settings.CART_MAX_QUANTITY_PER_LINE = 10
+    scarce, plenty = make_product(stock=3, name="Scarce Kettle"), make_product(stock=100)
+    user = make_user()
+    services.add_item(cart_id=f"user-{user.pk}", product_id=scarce.id, quantity=2)
+    client = Client()
+    _add(client, scarce.id, 2)
+    _add(client, plenty.id, 1)
+    client.get("/cart/")  # the "Added" messages are read
+    client.post("/accounts/login/", {"email": user.email, "password": "a-Long-password-1"})
+
+    page = client.get("/cart/")
+    assert _messages(page) == [
+        "We moved 2 items from your guest cart into your cart.",
+        "“Scarce Kettle”: only 1 of the 2 in your guest cart moved to your cart (because of the stock left).",
+    ]
+    body = page.content.decode()
+    assert re.search(r'<li class="message message-warning"[^>]*>“Scarce Kettle”', body)
+
+
+def test_the_moved_items_message_counts_in_words() -> None:
+    from cart.signals import moved_items_message
+
+    assert moved_items_message(1) == "We moved 1 item from your guest cart into your cart."
+    assert moved_items_message(3) == "We moved 3 items from your guest cart into your cart."
+
+
+def test_another_currency_is_refused_without_pointing_at_a_checkout() -> None:
+    dollars, euros = make_product(currency="USD"), make_product(currency="EUR", name="Euro Teapot")
+    client = Client()
+    _add(client, dollars.id, 1)
+    client.get("/cart/")  # the "Added" message is read
+    _add(client, euros.id, 1)
+    assert _messages(client.get("/cart/")) == [
+        "“Euro Teapot” is priced in EUR, and your cart holds USD items only. Empty your cart first to buy it."
+    ]

@@ -440,7 +440,7 @@ def test_cleanup_deletes_only_guest_carts_idle_past_the_retention(cart_id: str) 
 
     out = StringIO()
     call_command("cart_cleanup", "--dry-run", stdout=out)
-    assert out.getvalue().strip() == "Would delete 1 guest cart(s) unchanged for more than 30 days."
+    assert out.getvalue().strip() == "Would delete 1 guest cart unchanged for more than 30 days."
     assert _stored(stale_guest) is not None
 
     call_command("cart_cleanup", "--days", "41", stdout=out)  # not idle for that long: kept
@@ -448,7 +448,7 @@ def test_cleanup_deletes_only_guest_carts_idle_past_the_retention(cart_id: str) 
 
     out = StringIO()
     call_command("cart_cleanup", stdout=out)
-    assert out.getvalue().strip() == "Deleted 1 guest cart(s) unchanged for more than 30 days."
+    assert out.getvalue().strip() == "Deleted 1 guest cart unchanged for more than 30 days."
     assert _stored(stale_guest) is None
     # A signed-in user's cart is never a guest's, however old; a recent guest cart stays too.
     assert _stored(stale_user) is not None

@@ -24,8 +24,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(scope="module")
-def seeded_catalog(django_db_blocker) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """The shipped fixture loaded into a catalog of this module's own (its own index prefix)."""
+def seeded_catalog(django_db_setup, django_db_blocker) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The shipped fixture loaded into a catalog of this module's own (its own index prefix). The seed
+    adds users too, so the test database must exist first (this module run on its own)."""
     prefix = f"{settings.ELASTICSEARCH_INDEX_PREFIX}-cat{uuid.uuid4().hex[:6]}"
     with override_settings(ELASTICSEARCH_INDEX_PREFIX=prefix), django_db_blocker.unblock():
         call_command("seed", stdout=None)
@@ -292,7 +293,7 @@ def _all_hits() -> list[dict]:
 def test_product_list_page(catalog: str) -> None:
     html = Client().get("/?category=Books&sort=-price").content.decode()
     assert "30 products" in html
-    prices = [Decimal(p) for p in re.findall(r'class="price">([\d.]+) USD', html)]
+    prices = [Decimal(p.replace(",", "")) for p in re.findall(r'class="price">\$([\d,.]+)<', html)]
     assert prices == sorted(prices, reverse=True)
     assert len(prices) == 24
     assert 'rel="next"' in html
@@ -302,6 +303,47 @@ def test_search_page_and_bad_parameters(catalog: str) -> None:
     html = Client().get("/search?q=telscope").content.decode()
     assert "Brass Telescope" in html
     assert Client().get("/?page=abc&sort=nonsense").status_code == 200
+
+
+def _h1(html: str) -> str:
+    match = re.search(r"<h1>(.*?)</h1>", html, re.S)
+    assert match, "no h1"
+    return match.group(1)
+
+
+@pytest.mark.parametrize("bad", ["page=0", "page=abc", "page=-3", "sort=bogus", "category=" + "x" * 61])
+def test_one_bad_parameter_keeps_the_search(catalog: str, bad: str) -> None:
+    response = Client().get(f"/search?q=telescope&{bad}")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Results for “telescope”" in _h1(html)
+    assert "Brass Telescope" in html
+    if bad.startswith("sort"):
+        assert "That sort order is unknown, so the usual order is used." in html
+    if bad.startswith("category"):
+        assert "That category is unknown, so all categories are shown." in html
+
+
+def test_the_staff_list_keeps_the_search_too(catalog: str, admin_client: Client) -> None:
+    html = admin_client.get("/admin/catalog/products/?q=telescope&page=abc").content.decode()
+    assert "Brass Telescope" in html
+    assert "240 products" not in html  # not the whole catalog
+
+
+def test_a_too_long_search_is_shortened_and_said_so(catalog: str) -> None:
+    html = Client().get("/search", {"q": "telescope " + "z" * 240}).content.decode()
+    assert "Results for “telescope zzz" in _h1(html)
+    assert "only its first 200 characters were used" in html
+
+
+def test_a_page_past_the_end_redirects_to_the_last_page(catalog: str) -> None:
+    response = Client().get("/?category=Books&sort=-price&page=11")
+    assert response.status_code == 302
+    assert response["Location"] == "/?category=Books&sort=-price&page=2"  # 30 products, 24 a page
+    last = Client().get(response["Location"]).content.decode()
+    assert "Page 2 of 2" in last
+    assert "No products match" not in last
+    assert Client().get("/?page=99999").status_code == 302  # over the form's maximum: clamped, then the last
 
 
 def test_product_detail_page_and_404(catalog: str) -> None:

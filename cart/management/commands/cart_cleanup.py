@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import ngettext
 
 from cart import conf, services
 
@@ -35,4 +36,5 @@ class Command(BaseCommand):
             raise CommandError("--days must be at least 1.")
         count = services.delete_abandoned_guest_carts(idle_days=days, dry_run=options["dry_run"])
         verb = "Would delete" if options["dry_run"] else "Deleted"
-        self.stdout.write(f"{verb} {count} guest cart(s) unchanged for more than {days} days.")
+        carts = ngettext("%(count)d guest cart", "%(count)d guest carts", count) % {"count": count}
+        self.stdout.write(f"{verb} {carts} unchanged for more than {days} days.")
