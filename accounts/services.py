@@ -14,7 +14,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
 from accounts import throttling, tokens
-from accounts.errors import EmailTaken, InvalidCredentials, InvalidRegistration
+from accounts.errors import EmailTaken, InvalidCredentials, InvalidRegistration, PasswordResetThrottled
 from accounts.models import User, normalize_email
 from accounts.selectors import email_taken
 
@@ -75,6 +75,34 @@ def authenticate_for_login(*, email: str, password: str, client_address: str) ->
         raise InvalidCredentials("The e-mail address or password is incorrect.")
     throttling.clear_account(email=email)
     return user
+
+
+def allow_password_reset(*, email: str, client_address: str) -> None:
+    """Counts one password-reset request; PasswordResetThrottled when the e-mail address or the client
+    address has asked too often. Counted whether or not the address has an account, so the answer
+    tells nothing about that either."""
+    window = settings.PASSWORD_RESET_WINDOW
+    waits = [
+        throttling.hit(
+            scope="password-reset:email",
+            subject=normalize_email(email),
+            limit=settings.PASSWORD_RESET_EMAIL_LIMIT,
+            window=window,
+        ),
+        throttling.hit(
+            scope="password-reset:address",
+            subject=client_address,
+            limit=settings.PASSWORD_RESET_ADDRESS_LIMIT,
+            window=window,
+        ),
+    ]
+    if retry_after := max(waits):
+        minutes = -(-retry_after // 60)
+        raise PasswordResetThrottled(
+            f"Too many password-reset requests. Please wait {minutes} minute{'s' if minutes != 1 else ''} "
+            "and try again.",
+            retry_after=retry_after,
+        )
 
 
 def issue_token(*, user: User) -> IssuedToken:

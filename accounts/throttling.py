@@ -75,3 +75,15 @@ def clear_account(*, email: str) -> None:
     """After a successful log-in. The address counter stays: one good password must not reset the
     count of an address that is guessing at other accounts."""
     cache.delete(account_key(email))
+
+
+def hit(*, scope: str, subject: str, limit: int, window: int) -> int:
+    """A generic fixed-window rate limit on the same Redis counters, for limits other than log-in
+    failures (password-reset mails): counts one use of `subject` in `scope` and returns the seconds
+    to wait if that use went over `limit`, else 0. `subject` is hashed, like account keys."""
+    digest = hashlib.sha256(subject.encode()).hexdigest()[:32]
+    key = f"accounts:{scope}:{digest}"
+    if _bump(key, window) <= limit:
+        return 0
+    ttl = cache.ttl(key) if hasattr(cache, "ttl") else None
+    return max(1, int(ttl)) if ttl else window
