@@ -22,7 +22,12 @@ class ProductForm(forms.Form):
     price = forms.DecimalField(min_value=0, max_value=1_000_000, decimal_places=2, max_digits=9)
     currency = forms.ChoiceField(choices=[("USD", "USD"), ("EUR", "EUR"), ("GBP", "GBP")])
     stock = forms.IntegerField(min_value=0, max_value=1_000_000)
-    image_url = forms.CharField(max_length=500, required=False, label="Image URL")
+    image_url = forms.CharField(
+        max_length=500,
+        required=False,
+        label="Image URL",
+        help_text="An http:// or https:// address. Empty: the shop draws one from the name and category.",
+    )
     active = forms.BooleanField(required=False, initial=True)
     # The version the editor loaded; a save over someone else's newer change is refused.
     seq_no = forms.IntegerField(required=False, widget=forms.HiddenInput)

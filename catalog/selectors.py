@@ -22,6 +22,7 @@ from elasticsearch import NotFoundError
 from elasticsearch.exceptions import RequestError
 from elasticsearch_dsl import Q
 
+from catalog import images
 from catalog.documents import ProductDocument, products_alias
 from catalog.errors import ProductNotFound
 from shopcart import es
@@ -76,6 +77,11 @@ class Product:
     @property
     def in_stock(self) -> bool:
         return self.stock > 0
+
+    @property
+    def image_src(self) -> str:
+        """The address an <img> shows: the staff's image, else the generated one (catalog.images)."""
+        return images.image_src(self)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from django_redis import get_redis_connection
 from elasticsearch import ConflictError, NotFoundError
 from elasticsearch.helpers import streaming_bulk
 
+from catalog import images
 from catalog.documents import products_alias
 from catalog.errors import InvalidProduct, ProductChanged, ProductNotFound, SkuAlreadyExists
 from catalog.indexes import ensure_product_index
@@ -81,6 +82,8 @@ def validate_product_input(data: ProductInput) -> dict[str, Any]:
         price_cents = 0
     if not 0 <= data.stock <= 1_000_000:
         fields["stock"] = ["Stock from 0 to 1000000."]
+    if problem := images.image_url_problem(data.image_url):
+        fields["image_url"] = [problem]
     if fields:
         raise InvalidProduct("The product is invalid.", fields=fields)
     return {

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(scope="module")
-def seeded_catalog(django_db_blocker) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def seeded_catalog(django_db_setup, django_db_blocker) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """The shipped fixture loaded into a catalog of this module's own (its own index prefix)."""
     prefix = f"{settings.ELASTICSEARCH_INDEX_PREFIX}-cat{uuid.uuid4().hex[:6]}"
     with override_settings(ELASTICSEARCH_INDEX_PREFIX=prefix), django_db_blocker.unblock():
