@@ -364,6 +364,14 @@ def search_products(
     return result
 
 
+def category_names() -> list[str]:
+    """Every category in the catalog, inactive products' included, in order (the staff form's list)."""
+    try:
+        return [name for name, _ in search_products(page_size=1, include_inactive=True).facets]
+    except NotFoundError:  # no product index yet: the first product creates it
+        return []
+
+
 def count_products() -> int:
     client = es.client()
     if not client.indices.exists_alias(name=products_alias()):
