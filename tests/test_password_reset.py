@@ -65,6 +65,9 @@ def test_log_in_page_links_to_the_reset_page() -> None:
     page = Client().get("/accounts/login/").content.decode()
     assert 'href="/accounts/password/reset/"' in page
     assert "Forgot your password?" in page
+    admin_login = Client().get("/admin/login/").content.decode()
+    assert 'href="/admin/password_reset/"' in admin_login
+    assert Client().get("/admin/password_reset/")["Location"] == "/accounts/password/reset/"
 
 
 @pytest.mark.django_db
