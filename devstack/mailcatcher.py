@@ -4,7 +4,7 @@ the tests.
 
     python devstack/mailcatcher.py --dir .devstack/mail --smtp-port 1025 --http-port 8025
 
-    GET /                    the messages, newest first (HTML)
+    GET /?to=A               the messages (to addresses containing A, if given), newest first (HTML)
     GET /messages/<name>     one message as received (text/plain)
     GET /api/messages?to=A   the messages (JSON: id, from, to, subject, date, text), newest first
     GET /healthz             "ok"
@@ -81,10 +81,10 @@ def make_handler(directory: Path) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             url = urlparse(self.path)
+            wanted = parse_qs(url.query).get("to", [""])[0].lower()
             if url.path == "/healthz":
                 self._send(HTTPStatus.OK, "ok\n", "text/plain; charset=utf-8")
             elif url.path == "/api/messages":
-                wanted = parse_qs(url.query).get("to", [""])[0].lower()
                 found = [m for m in read_messages(directory) if wanted in m["to"].lower()]
                 self._send(HTTPStatus.OK, json.dumps(found), "application/json")
             elif url.path.startswith("/messages/"):
@@ -99,9 +99,12 @@ def make_handler(directory: Path) -> type[BaseHTTPRequestHandler]:
                     f'<td><a href="/messages/{html.escape(m["id"])}">{html.escape(m["subject"]) or "(no subject)"}</a>'
                     f"</td></tr><tr><td colspan=3><pre>{html.escape(m['text'])}</pre></td></tr>"
                     for m in read_messages(directory)
+                    if wanted in m["to"].lower()
                 )
                 page = (
                     "<!doctype html><meta charset=utf-8><title>Mail catcher</title>"
+                    "<style>body{font-family:sans-serif;margin:2rem;max-width:60rem}td,th{text-align:left;"
+                    "padding:.25rem .75rem .25rem 0}pre{background:#f4f4f5;padding:1rem;white-space:pre-wrap}</style>"
                     f"<h1>Caught mail</h1><p>Files in {html.escape(str(directory))}</p>"
                     f"<table><tr><th>Date</th><th>To</th><th>Subject</th></tr>{rows}</table>"
                 )
