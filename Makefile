@@ -34,7 +34,7 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 
 venv: $(BIN)/.installed ## Create .venv and install pinned dependencies
 
-services-up: venv ## Start Elasticsearch, Redis and NATS (idempotent)
+services-up: venv ## Start Elasticsearch, Redis, NATS and the mail catcher (idempotent)
 	@bash devstack/stack.sh up
 
 services-down: ## Stop the local services (data is kept in .devstack/)

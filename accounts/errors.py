@@ -24,3 +24,7 @@ class InvalidToken(NotAuthenticated):
 
 class LoginThrottled(Throttled):
     """Too many failed log-ins for this account or from this client address."""
+
+
+class PasswordResetThrottled(Throttled):
+    """Too many password-reset requests for this email address or from this client address."""

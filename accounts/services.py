@@ -14,7 +14,7 @@ from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 
 from accounts import throttling, tokens
-from accounts.errors import EmailTaken, InvalidCredentials, InvalidRegistration
+from accounts.errors import EmailTaken, InvalidCredentials, InvalidRegistration, PasswordResetThrottled
 from accounts.models import User, normalize_email
 from accounts.selectors import email_taken
 
@@ -88,6 +88,25 @@ def record_wrong_current_password(*, user: User) -> None:
 
 def record_password_changed(*, user: User) -> None:
     throttling.record_password_changed(user_id=user.pk)
+
+
+def allow_password_reset(*, email: str, client_address: str) -> None:
+    """Counts one password-reset request; PasswordResetThrottled when the email address or the client
+    address has asked too often. Counted whether or not the address has an account, so the answer
+    tells nothing about that either."""
+    limits = (
+        ("password-reset:email", normalize_email(email), settings.PASSWORD_RESET_EMAIL_LIMIT),
+        ("password-reset:address", client_address, settings.PASSWORD_RESET_ADDRESS_LIMIT),
+    )
+    if retry_after := max(throttling.blocked(scope=scope, key=key) for scope, key, _ in limits):
+        minutes = -(-retry_after // 60)
+        raise PasswordResetThrottled(
+            f"Too many password-reset requests. Please wait {minutes} minute{'s' if minutes != 1 else ''} "
+            "and try again.",
+            retry_after=retry_after,
+        )
+    for scope, key, limit in limits:
+        throttling.hit(scope=scope, key=key, limit=limit, window=settings.PASSWORD_RESET_WINDOW)
 
 
 def issue_token(*, user: User) -> IssuedToken:

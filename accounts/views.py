@@ -21,8 +21,8 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.generic.edit import FormView
 
 from accounts import services
-from accounts.errors import InvalidCredentials, LoginThrottled
-from accounts.forms import LoginForm, SignupForm
+from accounts.errors import InvalidCredentials, LoginThrottled, PasswordResetThrottled
+from accounts.forms import LoginForm, PasswordResetForm, SignupForm
 from accounts.http import client_address
 from shopcart.errors import DomainError
 
@@ -153,3 +153,52 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
 class PasswordChangeDoneView(auth_views.PasswordChangeDoneView):
     template_name = "accounts/password_change_done.html"
+
+
+def _reset_link_minutes() -> int:
+    return settings.PASSWORD_RESET_TIMEOUT // 60
+
+
+@method_decorator(never_cache, name="dispatch")
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's view and tokens: a link valid PASSWORD_RESET_TIMEOUT seconds, for one use (the token
+    hashes the password and the last log-in). Throttled per email and per client address; the same
+    page follows whether or not the address has an account."""
+
+    form_class = PasswordResetForm
+    template_name = "accounts/password_reset_form.html"
+    email_template_name = "accounts/password_reset_email.txt"
+    subject_template_name = "accounts/password_reset_subject.txt"
+    success_url = reverse_lazy("accounts:password_reset_done")
+
+    @property
+    def extra_email_context(self) -> dict[str, Any]:  # type: ignore[override]
+        return {"timeout_minutes": _reset_link_minutes()}
+
+    def form_valid(self, form: PasswordResetForm) -> HttpResponse:  # type: ignore[override]
+        try:
+            services.allow_password_reset(email=form.cleaned_data["email"], client_address=client_address(self.request))
+        except PasswordResetThrottled as exc:
+            form.add_error(None, exc.message)
+            response = self.render_to_response(self.get_context_data(form=form), status=429)
+            response["Retry-After"] = str(exc.retry_after)
+            return response
+        return super().form_valid(form)
+
+
+class PasswordResetDoneView(auth_views.PasswordResetDoneView):
+    template_name = "accounts/password_reset_done.html"
+    extra_context = {"timeout_minutes": _reset_link_minutes}
+
+
+@method_decorator(never_cache, name="dispatch")
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    """Checks the link's token, then takes the new password (Django's validators). Changing it ends the
+    user's sessions and API tokens everywhere (both carry a fingerprint of the password hash)."""
+
+    template_name = "accounts/password_reset_confirm.html"
+    success_url = reverse_lazy("accounts:password_reset_complete")
+
+
+class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
+    template_name = "accounts/password_reset_complete.html"

@@ -16,8 +16,13 @@ from django.views.decorators.http import require_POST
 from catalog import selectors, services
 from catalog.errors import InvalidProduct, ProductChanged, ProductNotFound, SkuAlreadyExists
 from catalog.forms import ProductFilterForm, ProductForm
+from catalog.selectors import Product
 
 PAGE_SIZE = 50
+CHANGED_MEANWHILE = (
+    "Someone else saved this product while you were editing it. Your changes are below, not saved yet; "
+    "what is saved now is listed above. Save again to replace it with yours."
+)
 
 
 def _context(request: HttpRequest, title: str, **extra: Any) -> dict[str, Any]:
@@ -60,24 +65,32 @@ def product_list(request: HttpRequest) -> HttpResponse:
 
 
 def product_add(request: HttpRequest) -> HttpResponse:
-    form = ProductForm(request.POST or None)
+    form = ProductForm(request.POST or None, categories=selectors.category_names())
     if request.method == "POST" and form.is_valid():
         try:
             product = services.create_product(data=_input(form))
         except (InvalidProduct, SkuAlreadyExists) as error:
             _add_service_errors(form, error)
         else:
+            services.record_staff_action(user_id=request.user.pk, product=product, action="added")
             messages.success(request, f"Created “{product.name}”.")
             return redirect("catalog_admin:product_list")
     return render(request, "admin/catalog/product_form.html", _context(request, "Add product", form=form))
 
 
-def product_change(request: HttpRequest, product_id: str) -> HttpResponse:
-    try:
-        product = selectors.get_product(product_id=product_id, include_inactive=True, use_cache=False)
-    except ProductNotFound as exc:
-        raise Http404(exc.message) from exc
-    initial = {
+def _form_over_newer_version(request: HttpRequest, current: Product) -> ProductForm:
+    """The staff member's typed values again, now based on the version saved meanwhile: the page shows
+    what differs, and saving again replaces that version on purpose (and only that one)."""
+    data = request.POST.copy()
+    data["seq_no"], data["primary_term"] = str(current.seq_no), str(current.primary_term)
+    form = ProductForm(data, initial=_initial(current), categories=selectors.category_names())
+    form.fields["sku"].disabled = True
+    form.is_valid()
+    return form
+
+
+def _initial(product: Product) -> dict[str, Any]:
+    return {
         "sku": product.sku,
         "name": product.name,
         "description": product.description,
@@ -90,11 +103,19 @@ def product_change(request: HttpRequest, product_id: str) -> HttpResponse:
         "seq_no": product.seq_no,
         "primary_term": product.primary_term,
     }
-    form = ProductForm(request.POST or None, initial=initial)
+
+
+def product_change(request: HttpRequest, product_id: str) -> HttpResponse:
+    try:
+        product = selectors.get_product(product_id=product_id, include_inactive=True, use_cache=False)
+    except ProductNotFound as exc:
+        raise Http404(exc.message) from exc
+    form = ProductForm(request.POST or None, initial=_initial(product), categories=selectors.category_names())
     form.fields["sku"].disabled = True
+    status, meanwhile = 200, []
     if request.method == "POST" and form.is_valid():
         try:
-            product = services.update_product(
+            saved = services.update_product(
                 product_id=product_id,
                 data=_input(form),
                 if_seq_no=form.cleaned_data["seq_no"],
@@ -102,17 +123,41 @@ def product_change(request: HttpRequest, product_id: str) -> HttpResponse:
             )
         except InvalidProduct as error:
             _add_service_errors(form, error)
-        except ProductChanged as error:
-            messages.error(request, error.message)
-            return redirect("catalog_admin:product_change", product_id=product_id)
+        except ProductChanged:
+            # Keep what was typed: the refusal must not throw the staff member's work away.
+            newer = selectors.get_product(product_id=product_id, include_inactive=True, use_cache=False)
+            meanwhile = _saved_values_that_differ(newer, form)
+            form = _form_over_newer_version(request, newer)
+            form.add_error(None, CHANGED_MEANWHILE)
+            status = 409
         else:
-            messages.success(request, f"Saved “{product.name}”.")
+            services.record_staff_action(user_id=request.user.pk, product=saved, action="changed", before=product)
+            messages.success(request, f"Saved “{saved.name}”.")
             return redirect("catalog_admin:product_list")
     return render(
         request,
         "admin/catalog/product_form.html",
-        _context(request, f"Change product {product.sku}", form=form, product=product),
+        _context(request, f"Change product {product.sku}", form=form, product=product, meanwhile=meanwhile),
+        status=status,
     )
+
+
+def _saved_values_that_differ(saved: Product, form: ProductForm) -> list[tuple[str, str]]:
+    """(label, value saved now) for each field where what was typed differs from the saved product."""
+    typed = services.validate_product_input(_input(form))
+    shown = {
+        "name": saved.name,
+        "description": saved.description,
+        "category": saved.category,
+        "price_cents": str(saved.price),
+        "currency": saved.currency,
+        "stock": str(saved.stock),
+        "image_url": saved.image_url or "(none: a generated image)",
+        "active": "yes" if saved.active else "no",
+    }
+    return [
+        (label, shown[field]) for field, label in services.FIELD_LABELS.items() if typed[field] != getattr(saved, field)
+    ]
 
 
 @require_POST
@@ -122,5 +167,8 @@ def product_set_active(request: HttpRequest, product_id: str) -> HttpResponse:
         product = services.set_product_active(product_id=product_id, active=active)
     except ProductNotFound as exc:
         raise Http404(exc.message) from exc
+    services.record_staff_action(
+        user_id=request.user.pk, product=product, action="activated" if active else "deactivated"
+    )
     messages.success(request, f"“{product.name}” is now {'active' if active else 'deactivated'}.")
     return redirect("catalog_admin:product_list")

@@ -17,7 +17,7 @@ def list_products(request: HttpRequest, params: Query[ProductQuery]) -> ProductP
     page = selectors.search_products(
         query=params.q, category=params.category, sort=params.sort, page=params.page, page_size=params.page_size
     )
-    return ProductPageOut.from_page(page)
+    return ProductPageOut.from_page(page, site_url=request.build_absolute_uri("/"))
 
 
 @router.get(
@@ -26,4 +26,5 @@ def list_products(request: HttpRequest, params: Query[ProductQuery]) -> ProductP
     summary="One active product",
 )
 def get_product(request: HttpRequest, product_id: str) -> ProductOut:
-    return ProductOut.from_product(selectors.get_product(product_id=product_id))
+    product = selectors.get_product(product_id=product_id)
+    return ProductOut.from_product(product, site_url=request.build_absolute_uri("/"))

@@ -22,6 +22,7 @@ from elasticsearch import NotFoundError
 from elasticsearch.exceptions import RequestError
 from elasticsearch_dsl import Q
 
+from catalog import images
 from catalog.documents import ProductDocument, products_alias
 from catalog.errors import ProductNotFound
 from shopcart import es
@@ -76,6 +77,11 @@ class Product:
     @property
     def in_stock(self) -> bool:
         return self.stock > 0
+
+    @property
+    def image_src(self) -> str:
+        """The address an <img> shows: the staff's image, else the generated one (catalog.images)."""
+        return images.image_src(self)
 
 
 @dataclass(frozen=True)
@@ -356,6 +362,14 @@ def search_products(
     if not include_inactive:
         cache.set(key, result, CACHE_TTL)
     return result
+
+
+def category_names() -> list[str]:
+    """Every category in the catalog, inactive products' included, in order (the staff form's list)."""
+    try:
+        return [name for name, _ in search_products(page_size=1, include_inactive=True).facets]
+    except NotFoundError:  # no product index yet: the first product creates it
+        return []
 
 
 def count_products() -> int:

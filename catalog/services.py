@@ -4,21 +4,26 @@ catalog.selectors)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.core.cache import cache
 from django.utils import timezone
 from django_redis import get_redis_connection
 from elasticsearch import ConflictError, NotFoundError
 from elasticsearch.helpers import streaming_bulk
 
+from catalog import images
 from catalog.documents import products_alias
 from catalog.errors import InvalidProduct, ProductChanged, ProductNotFound, SkuAlreadyExists
 from catalog.indexes import ensure_product_index
+from catalog.models import Product as ProductHandle
 from catalog.selectors import OFFER_BUCKETS, VERSION_KEY, Product, get_product, offer_bucket, offers_version_key
 from shopcart import es
 from shopcart.money import to_cents
@@ -81,6 +86,8 @@ def validate_product_input(data: ProductInput) -> dict[str, Any]:
         price_cents = 0
     if not 0 <= data.stock <= 1_000_000:
         fields["stock"] = ["Stock from 0 to 1000000."]
+    if problem := images.image_url_problem(data.image_url):
+        fields["image_url"] = [problem]
     if fields:
         raise InvalidProduct("The product is invalid.", fields=fields)
     return {
@@ -158,6 +165,46 @@ def set_product_active(*, product_id: str, active: bool) -> Product:
         raise ProductNotFound(f"No product with id {product_id!r}.") from None
     bump_catalog_version(product_id=product_id)
     return get_product(product_id=product_id, include_inactive=True, use_cache=False)
+
+
+# The staff form's labels for the fields a change message names.
+FIELD_LABELS = {
+    "name": "Name",
+    "description": "Description",
+    "category": "Category",
+    "price_cents": "Price",
+    "currency": "Currency",
+    "stock": "Stock",
+    "image_url": "Image URL",
+    "active": "Active",
+}
+
+
+def changed_fields(before: Product, after: Product) -> list[str]:
+    return [label for field, label in FIELD_LABELS.items() if getattr(before, field) != getattr(after, field)]
+
+
+def record_staff_action(*, user_id: int, product: Product, action: str, before: Product | None = None) -> LogEntry:
+    """One entry in the admin's history ("Recent actions") for a staff action on a product: `action` is
+    "added", "changed" (naming the fields that differ from `before`), "activated" or "deactivated".
+    Products are not rows, so the entry's content type is catalog.models.Product's and its object id is
+    the product id; the admin links it to the staff edit page."""
+    if action == "added":
+        flag, message = ADDITION, [{"added": {}}]
+    elif action == "changed":
+        flag, message = CHANGE, [{"changed": {"fields": changed_fields(before, product) if before else []}}]
+    elif action in ("activated", "deactivated"):
+        flag, message = CHANGE, f"{action.capitalize()}."
+    else:
+        raise ValueError(f"unknown staff action {action!r}")
+    return LogEntry.objects.create(
+        user_id=user_id,
+        content_type=ContentType.objects.get_for_model(ProductHandle, for_concrete_model=False),
+        object_id=product.id,
+        object_repr=product.name[:200],
+        action_flag=flag,
+        change_message=message if isinstance(message, str) else json.dumps(message),
+    )
 
 
 def bulk_load_products(

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotModified, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_safe
 
-from catalog import selectors
+from catalog import images, selectors
 from catalog.errors import ProductNotFound
 from catalog.forms import ProductFilterForm
 
 PAGE_SIZE = 24
+# A generated picture changes only with the product's name or category, and its address then changes
+# too (?v=<fingerprint>): browsers and proxies may keep it a day. A staff address may be edited at
+# any time, so the redirect to it is kept only a few minutes.
+GENERATED_IMAGE_MAX_AGE = 24 * 60 * 60
+IMAGE_REDIRECT_MAX_AGE = 5 * 60
 
 
 @require_safe
@@ -43,3 +48,28 @@ def product_detail(request: HttpRequest, product_id: str) -> HttpResponse:
     except ProductNotFound as exc:
         raise Http404(exc.message) from exc
     return render(request, "catalog/product_detail.html", {"product": product})
+
+
+@require_safe
+def product_image(request: HttpRequest, product_id: str) -> HttpResponse:
+    """The product's picture: a redirect to the staff's image address, or the generated SVG."""
+    try:
+        # Deactivated products too: a cart may still list one.
+        product = selectors.get_product(product_id=product_id, include_inactive=True)
+    except ProductNotFound as exc:
+        raise Http404(exc.message) from exc
+    if images.has_own_image(product):
+        response: HttpResponse = HttpResponseRedirect(product.image_url)
+        response["Cache-Control"] = f"public, max-age={IMAGE_REDIRECT_MAX_AGE}"
+        return response
+    etag = f'"{images.fingerprint(product)}"'
+    if etag in request.headers.get("If-None-Match", ""):
+        response = HttpResponseNotModified()
+    else:
+        response = HttpResponse(images.generated_svg(product), content_type="image/svg+xml")
+        # Opened on its own, an SVG is a document: no scripts, no loads, whatever it contains.
+        response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
+        response["X-Content-Type-Options"] = "nosniff"
+    response["ETag"] = etag
+    response["Cache-Control"] = f"public, max-age={GENERATED_IMAGE_MAX_AGE}"
+    return response

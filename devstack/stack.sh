@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The local service stack: Elasticsearch, Redis and NATS (JetStream), run as plain processes with
+# The local service stack: Elasticsearch, Redis, NATS (JetStream) and a mail catcher, run as plain processes with
 # their data, logs and pids under one git-ignored folder ($DEVSTACK_DIR, default .devstack/).
 #
-#   devstack/stack.sh up|down|status [elasticsearch|redis|nats ...]
+#   devstack/stack.sh up|down|status [elasticsearch|redis|nats|mail ...]
 #   devstack/stack.sh start|stop SERVICE      (one service; the fault tests use these)
 #   devstack/stack.sh ensure-package PACKAGE [COMMAND]   (install a Debian package on first use)
 #
@@ -15,8 +15,11 @@ VENV="${VENV:-$ROOT/.venv}"
 REDIS_PORT="${REDIS_PORT:-6379}"
 NATS_PORT="${NATS_PORT:-4222}"
 NATS_MONITOR_PORT="${NATS_MONITOR_PORT:-8222}"
+# The mail catcher takes the app's SMTP port (EMAIL_PORT) unless told otherwise.
+MAILCATCHER_SMTP_PORT="${MAILCATCHER_SMTP_PORT:-${EMAIL_PORT:-1025}}"
+MAILCATCHER_HTTP_PORT="${MAILCATCHER_HTTP_PORT:-8025}"
 START_TIMEOUT="${START_TIMEOUT:-60}"
-ALL_SERVICES=(elasticsearch redis nats)
+ALL_SERVICES=(elasticsearch redis nats mail)
 
 LOGS="$DEVSTACK_DIR/logs"
 RUN="$DEVSTACK_DIR/run"
@@ -108,12 +111,32 @@ nats_up() {
 nats_down() { stop_pidfile nats "$RUN/nats.pid"; }
 nats_status() { pid_alive "$RUN/nats.pid" && nats_healthy && echo "nats: running nats://127.0.0.1:$NATS_PORT" || { echo "nats: stopped"; return 3; }; }
 
+# The mail catcher (devstack/mailcatcher.py, aiosmtpd from .venv): every message the app sends is kept
+# in $DEVSTACK_DIR/mail/*.eml and listed on http://127.0.0.1:$MAILCATCHER_HTTP_PORT/.
+mail_healthy() { curl -fsS -m 2 "http://127.0.0.1:$MAILCATCHER_HTTP_PORT/healthz" >/dev/null 2>&1; }
+
+mail_up() {
+  local pidfile="$RUN/mail.pid" log="$LOGS/mail.log"
+  if pid_alive "$pidfile" && mail_healthy; then say "mail: already running on 127.0.0.1:$MAILCATCHER_SMTP_PORT"; return; fi
+  [ -x "$VENV/bin/python" ] || die "mail catcher needs .venv: run 'make venv'"
+  setsid nohup "$VENV/bin/python" "$ROOT/devstack/mailcatcher.py" --dir "$DEVSTACK_DIR/mail" \
+    --smtp-port "$MAILCATCHER_SMTP_PORT" --http-port "$MAILCATCHER_HTTP_PORT" --pidfile "$pidfile" >>"$log" 2>&1 </dev/null &
+  for _ in $(seq 1 $((START_TIMEOUT * 10))); do
+    mail_healthy && { say "mail: up, SMTP on 127.0.0.1:$MAILCATCHER_SMTP_PORT, messages on http://127.0.0.1:$MAILCATCHER_HTTP_PORT/"; return; }
+    sleep 0.1
+  done
+  fail_with_log mail "$log"
+}
+
+mail_down() { stop_pidfile mail "$RUN/mail.pid"; }
+mail_status() { pid_alive "$RUN/mail.pid" && mail_healthy && echo "mail: running smtp://127.0.0.1:$MAILCATCHER_SMTP_PORT, http://127.0.0.1:$MAILCATCHER_HTTP_PORT/" || { echo "mail: stopped"; return 3; }; }
+
 elasticsearch_up() { bash "$ROOT/devstack/elasticsearch/es.sh" start; }
 elasticsearch_down() { bash "$ROOT/devstack/elasticsearch/es.sh" stop; }
 elasticsearch_status() { bash "$ROOT/devstack/elasticsearch/es.sh" status; }
 
 check_service() {
-  case "$1" in elasticsearch|redis|nats) ;; *) die "unknown service '$1' (known: ${ALL_SERVICES[*]})";; esac
+  case "$1" in elasticsearch|redis|nats|mail) ;; *) die "unknown service '$1' (known: ${ALL_SERVICES[*]})";; esac
 }
 
 cmd="${1:-status}"; shift || true

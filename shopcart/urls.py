@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from shopcart import views
 from shopcart.api import api
@@ -9,6 +10,12 @@ urlpatterns = [
     path("readyz", views.readyz, name="readyz"),
     # Staff pages for Elasticsearch products, inside the admin site (before it, so its catch-all does not win).
     path("admin/catalog/products/", include("catalog.admin_urls")),
+    # The name the admin's log-in page looks for to offer "Forgotten your password?": the shop's reset page.
+    path(
+        "admin/password_reset/",
+        RedirectView.as_view(pattern_name="accounts:password_reset"),
+        name="admin_password_reset",
+    ),
     path("admin/", admin.site.urls),
     path("api/", api.urls),
     path("accounts/", include("accounts.urls")),

@@ -36,6 +36,14 @@ def _elasticsearch_up(url: str) -> bool:
         return False
 
 
+def _mailcatcher_up(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/healthz", timeout=5) as response:  # noqa: S310
+            return response.status == 200
+    except OSError:
+        return False
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     missing = []
     # With several addresses, the first must answer (the suite runs on one local node of each).
@@ -45,6 +53,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         missing.append(f"Redis at {settings.REDIS_URL}")
     if not _tcp_reachable(split_urls(settings.NATS_URL)[0], 4222):
         missing.append(f"NATS at {settings.NATS_URL}")
+    # The password-reset tests send real mail through SMTP and read it back from the catcher's page.
+    smtp = f"smtp://{settings.EMAIL_HOST}:{settings.EMAIL_PORT}"
+    if not _tcp_reachable(smtp, 25) or not _mailcatcher_up(settings.MAILCATCHER_URL):
+        missing.append(f"the mail catcher at {smtp} and {settings.MAILCATCHER_URL}")
     if missing:
         pytest.exit(f"Required services are not reachable: {', '.join(missing)}.\n{START_HINT}", returncode=3)
 

@@ -46,7 +46,7 @@ schema = schemathesis.openapi.from_wsgi("/api/openapi.json", application)
 
 
 @pytest.fixture(scope="module")
-def api_token(django_db_blocker) -> Iterator[str]:  # type: ignore[no-untyped-def]
+def api_token(django_db_setup, django_db_blocker) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """A real user's Bearer token, and the demo catalog in an index prefix of this module's own."""
     from accounts.models import User
 

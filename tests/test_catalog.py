@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client, override_settings
 
@@ -30,6 +31,8 @@ def seeded_catalog(django_db_setup, django_db_blocker) -> Iterator[str]:  # type
     prefix = f"{settings.ELASTICSEARCH_INDEX_PREFIX}-cat{uuid.uuid4().hex[:6]}"
     with override_settings(ELASTICSEARCH_INDEX_PREFIX=prefix), django_db_blocker.unblock():
         call_command("seed", stdout=None)
+        # The seed's demo users would outlive every test's transaction; these tests do not need them.
+        get_user_model().objects.filter(email__in=[settings.DEMO_USER_EMAIL, settings.STAFF_USER_EMAIL]).delete()
         yield prefix
 
 

@@ -146,6 +146,24 @@ DEMO_USER_PASSWORD = env.str("DEMO_USER_PASSWORD", default="")
 STAFF_USER_EMAIL = env.str("STAFF_USER_EMAIL", default="admin@shopcart.local")
 STAFF_USER_PASSWORD = env.str("STAFF_USER_PASSWORD", default="")
 
+# Password-reset mails: requests allowed per email address and per client address within the window
+# (seconds); the page answers 429 beyond them. A reset link stays valid PASSWORD_RESET_TIMEOUT seconds.
+PASSWORD_RESET_EMAIL_LIMIT = env.int("PASSWORD_RESET_EMAIL_LIMIT", default=3)
+PASSWORD_RESET_ADDRESS_LIMIT = env.int("PASSWORD_RESET_ADDRESS_LIMIT", default=20)
+PASSWORD_RESET_WINDOW = env.int("PASSWORD_RESET_WINDOW", default=60 * 60)
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=60 * 60)
+
+# --- email: a real SMTP server; locally the stack's mail catcher (devstack/mailcatcher.py) ---
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", default="127.0.0.1")
+EMAIL_PORT = env.int("EMAIL_PORT", default=1025)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="shopcart <no-reply@shopcart.local>")
+
 # --- cart ---
 CART_MAX_QUANTITY_PER_LINE = env.int("CART_MAX_QUANTITY_PER_LINE", default=99)
 # Optimistic-concurrency attempts per cart change before the client gets a 409 it may retry, with

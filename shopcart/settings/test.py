@@ -22,3 +22,7 @@ CACHES["default"]["KEY_PREFIX"] = f"test-{TEST_RUN_ID}"  # noqa: F405
 
 # Fast hashing: the tests exercise flows, not bcrypt cost.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# The stack's mail catcher (make services-up): the password-reset tests send through EMAIL_HOST:EMAIL_PORT
+# and read what arrived here.
+MAILCATCHER_URL = env.str("MAILCATCHER_URL", default="http://127.0.0.1:8025")

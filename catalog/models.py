@@ -1,0 +1,18 @@
+"""Products live in Elasticsearch (catalog.documents), not in the database. This unmanaged model has
+no table; it exists so the Django admin can list products in its index and sidebar (catalog/admin.py)
+and so the admin's history (LogEntry, "Recent actions") has a real content type for product edits,
+whose links then lead to the staff product pages."""
+
+from django.db import models
+
+
+class Product(models.Model):
+    id = models.CharField(primary_key=True, max_length=64)
+
+    class Meta:
+        managed = False
+        verbose_name = "product"
+        verbose_name_plural = "products"
+
+    def __str__(self) -> str:
+        return self.id
