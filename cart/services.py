@@ -53,8 +53,7 @@ from cart.errors import (
 )
 from cart.owners import user_cart_id
 from cart.selectors import Cart, Line, get_cart
-from catalog.errors import ProductNotFound
-from catalog.selectors import Product, get_product, get_products
+from catalog.selectors import Product, ProductNotFound, get_product, get_products
 from shopcart import es
 
 logger = logging.getLogger(__name__)
