@@ -613,6 +613,14 @@ class MergeResult:
         return [line for line in self.lines if line.added < line.requested]
 
 
+def merged_quantity(*, wanted: int, maximum: int, stock: int) -> tuple[int, str]:
+    """A merged line's quantity: what both carts hold together, capped by the per-line maximum and the
+    stock; with why it is less ("stock" when the stock is the tighter cap, else "maximum"; "" if not)."""
+    new = min(wanted, maximum, max(stock, 0))
+    reason = "" if new == wanted else ("stock" if stock < min(wanted, maximum) else "maximum")
+    return new, reason
+
+
 def _apply_claim(*, claim: dict[str, Any], target_id: str) -> list[MergedLine]:
     """Add a claimed set of anonymous lines to the user's cart, capped by stock and the maximum.
     Idempotent: the claim id is recorded in the same write, so applying it again changes nothing."""
@@ -641,8 +649,7 @@ def _apply_claim(*, claim: dict[str, Any], target_id: str) -> list[MergedLine]:
             existing = next((line for line in lines if line.product_id == product.id), None)
             old = existing.quantity if existing else 0
             wanted = old + anon_line.quantity
-            new = min(wanted, maximum, max(product.stock, 0))
-            reason = "" if new == wanted else ("stock" if product.stock < min(wanted, maximum) else "maximum")
+            new, reason = merged_quantity(wanted=wanted, maximum=maximum, stock=product.stock)
             outcome.append(MergedLine(product.id, product.name, anon_line.quantity, max(0, new - old), reason))
             if new <= old:
                 continue
