@@ -3,8 +3,6 @@ Every refusal becomes an error message on the page the shopper came from, never 
 
 from __future__ import annotations
 
-import logging
-
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
@@ -13,13 +11,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
-from cart import conf, selectors, services
+from cart import selectors, services
 from cart.forms import AddToCartForm, IdempotentForm, ProductForm, UpdateQuantityForm, first_error
-from cart.owners import SESSION_KEY, anonymous_cart_id, cart_id_for_request, session_anon_id
-from cart.signals import moved_items_message
+from cart.guest_merge import merge_guest_cart
+from cart.owners import cart_id_for_request
 from shopcart.errors import DomainError
-
-logger = logging.getLogger(__name__)
 
 
 def _safe_next(request: HttpRequest, target: str | None) -> str:
@@ -35,20 +31,10 @@ def _back(request: HttpRequest, target: str | None = None) -> HttpResponseRedire
 
 
 def finish_pending_merge(request: HttpRequest) -> None:
-    """A signed-in user whose session still names an anonymous cart (the merge at log-in failed, say
-    Elasticsearch was briefly down): merge it now. Best effort; it is tried again on the next page."""
-    user = request.user
-    anon_id = session_anon_id(request)
-    if anon_id is None or not user.is_authenticated:
-        return
-    try:
-        result = services.merge_anonymous_cart(anon_cart_id=anonymous_cart_id(anon_id), user_id=user.pk)
-    except Exception:  # the page must still render; the merge is retried next time
-        logger.warning("merging the anonymous cart of user %s failed; will retry", user.pk, exc_info=True)
-        return
-    request.session.pop(SESSION_KEY, None)
-    if result.added_items:
-        messages.info(request, moved_items_message(result.added_items))
+    """A signed-in user whose session still names a guest cart (the merge at log-in failed, say
+    Elasticsearch was briefly down): merge it now, as at log-in. Tried again on the next page if it fails."""
+    if request.user.is_authenticated:
+        merge_guest_cart(request, user=request.user)
 
 
 @never_cache
@@ -56,7 +42,7 @@ def finish_pending_merge(request: HttpRequest) -> None:
 def detail(request: HttpRequest) -> HttpResponse:
     finish_pending_merge(request)
     summary = selectors.get_summary(cart_id=cart_id_for_request(request))
-    return render(request, "cart/detail.html", {"summary": summary, "max_quantity": conf.max_quantity()})
+    return render(request, "cart/detail.html", {"summary": summary})  # max_quantity: cart.context_processors
 
 
 @require_POST
