@@ -5,6 +5,7 @@ from typing import Any
 from django import forms
 
 from catalog.selectors import SORT_LABELS
+from shopcart.money import CURRENCIES
 
 MAX_QUERY_LENGTH = 200
 MAX_PAGE = 10_000
@@ -56,7 +57,7 @@ class ProductForm(forms.Form):
         max_length=60, required=False, label="Or a new category", help_text="Fill in only to add a category."
     )
     price = forms.DecimalField(min_value=0, max_value=1_000_000, decimal_places=2, max_digits=9)
-    currency = forms.ChoiceField(choices=[("USD", "USD"), ("EUR", "EUR"), ("GBP", "GBP")])
+    currency = forms.ChoiceField(choices=[(code, code) for code in CURRENCIES])
     stock = forms.IntegerField(min_value=0, max_value=1_000_000)
     image_url = forms.CharField(
         max_length=500,

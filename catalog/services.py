@@ -26,10 +26,9 @@ from catalog.indexes import ensure_product_index
 from catalog.models import Product as ProductHandle
 from catalog.selectors import OFFER_BUCKETS, VERSION_KEY, Product, get_product, offer_bucket, offers_version_key
 from shopcart import es
-from shopcart.money import to_cents
+from shopcart.money import CURRENCIES, to_cents
 
 SKU_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-CURRENCIES = {"USD", "EUR", "GBP"}
 
 
 @dataclass(frozen=True)
