@@ -63,6 +63,15 @@ class LineNotFound(NotFound):
     """The cart has no line for this product."""
 
     code = "line_not_found"
+    default_message = "This product is not in your cart."
+
+    def __init__(self, message: str = default_message) -> None:
+        super().__init__(message)
+
+
+def quantity_message(maximum: int) -> str:
+    """What a quantity outside 1..maximum is told, by the pages' forms and the services alike."""
+    return f"Enter a whole number from 1 to {maximum}."
 
 
 class CartBusy(Conflict):

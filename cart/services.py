@@ -50,6 +50,7 @@ from cart.errors import (
     ProductUnavailable,
     QuantityInvalid,
     QuantityOverMaximum,
+    quantity_message,
 )
 from cart.owners import user_cart_id
 from cart.selectors import Cart, Line, get_cart
@@ -356,7 +357,7 @@ def _published(cart: Cart, *, own: list[str] | None) -> Cart:
 def _check_quantity(quantity: object) -> int:
     maximum = conf.max_quantity()
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
-        raise QuantityInvalid(f"Enter a whole number from 1 to {maximum}.")
+        raise QuantityInvalid(quantity_message(maximum))
     if quantity > maximum:
         raise QuantityOverMaximum(f"You can have at most {maximum} of one product in your cart.", maximum=maximum)
     return quantity
@@ -469,7 +470,7 @@ def set_quantity(*, cart_id: str, product_id: str, quantity: int, idempotency_ke
     def line_of(cart: Cart) -> Line:
         line = cart.line(product_id)
         if line is None:
-            raise LineNotFound("This product is not in your cart.")
+            raise LineNotFound()
         return line
 
     current = current or get_cart(cart_id=cart_id)
@@ -498,7 +499,7 @@ def remove_item(*, cart_id: str, product_id: str, idempotency_key: str | None = 
     def mutate(cart: Cart) -> Change:
         line = cart.line(product_id)
         if line is None:
-            raise LineNotFound("This product is not in your cart.")
+            raise LineNotFound()
         lines = [other for other in cart.lines if other.product_id != product_id]
         event = _event("item_removed", cart, product_id=product_id, old_quantity=line.quantity, new_quantity=0)
         return Change(lines=lines, currency=cart.currency, events=[event])

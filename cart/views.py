@@ -12,6 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
 from cart import selectors, services
+from cart.errors import LineNotFound
 from cart.forms import AddToCartForm, IdempotentForm, ProductForm, UpdateQuantityForm, first_error
 from cart.guest_merge import merge_guest_cart
 from cart.owners import cart_id_for_request
@@ -28,6 +29,13 @@ def _safe_next(request: HttpRequest, target: str | None) -> str:
 
 def _back(request: HttpRequest, target: str | None = None) -> HttpResponseRedirect:
     return redirect(_safe_next(request, target))
+
+
+def _refuse(request: HttpRequest, message: str, target: str | None = None) -> HttpResponseRedirect:
+    """The one way a cart form is refused (invalid form, no cart, a domain error from the service): an
+    error message on the page the shopper came from, never an error page."""
+    messages.error(request, message)
+    return _back(request, target)
 
 
 def finish_pending_merge(request: HttpRequest) -> None:
@@ -50,8 +58,7 @@ def add(request: HttpRequest) -> HttpResponse:
     form = AddToCartForm(request.POST)
     target = request.POST.get("next")
     if not form.is_valid():
-        messages.error(request, first_error(form))
-        return _back(request, target)
+        return _refuse(request, first_error(form), target)
     finish_pending_merge(request)
     cart_id = cart_id_for_request(request, create=True)
     assert cart_id is not None
@@ -65,8 +72,7 @@ def add(request: HttpRequest) -> HttpResponse:
             cart_id=cart_id, product_id=form.cleaned_data["product_id"], quantity=quantity, idempotency_key=form.key()
         )
     except DomainError as exc:
-        messages.error(request, exc.message)
-        return _back(request, target)
+        return _refuse(request, exc.message, target)
     line = cart.line(form.cleaned_data["product_id"])
     name = line.name if line else "The product"
     total = f" You now have {line.quantity} in your cart." if line and line.quantity != quantity else ""
@@ -78,21 +84,18 @@ def add(request: HttpRequest) -> HttpResponse:
 def update(request: HttpRequest) -> HttpResponse:
     form = UpdateQuantityForm(request.POST)
     if not form.is_valid():
-        messages.error(request, first_error(form))
-        return _back(request)
+        return _refuse(request, first_error(form))
     cart_id = cart_id_for_request(request)
     product_id = form.cleaned_data["product_id"]
     quantity = form.cleaned_data["quantity"]
     if cart_id is None:
-        messages.error(request, "This product is not in your cart.")
-        return _back(request)
+        return _refuse(request, LineNotFound.default_message)
     try:
         cart = services.set_quantity(
             cart_id=cart_id, product_id=product_id, quantity=quantity, idempotency_key=form.key()
         )
     except DomainError as exc:
-        messages.error(request, exc.message)
-        return _back(request)
+        return _refuse(request, exc.message)
     line = cart.line(product_id)
     messages.success(request, f"You now have {quantity} of “{line.name if line else product_id}” in your cart.")
     return _back(request)
@@ -102,19 +105,16 @@ def update(request: HttpRequest) -> HttpResponse:
 def remove(request: HttpRequest) -> HttpResponse:
     form = ProductForm(request.POST)
     if not form.is_valid():
-        messages.error(request, first_error(form))
-        return _back(request)
+        return _refuse(request, first_error(form))
     cart_id = cart_id_for_request(request)
     product_id = form.cleaned_data["product_id"]
     if cart_id is None:
-        messages.error(request, "This product is not in your cart.")
-        return _back(request)
+        return _refuse(request, LineNotFound.default_message)
     before = selectors.get_cart(cart_id=cart_id).line(product_id)
     try:
         services.remove_item(cart_id=cart_id, product_id=product_id, idempotency_key=form.key())
     except DomainError as exc:
-        messages.error(request, exc.message)
-        return _back(request)
+        return _refuse(request, exc.message)
     messages.success(request, f"Removed “{before.name if before else product_id}” from your cart.")
     return _back(request)
 
@@ -128,7 +128,6 @@ def clear(request: HttpRequest) -> HttpResponse:
         try:
             services.clear_cart(cart_id=cart_id, idempotency_key=form.key())
         except DomainError as exc:
-            messages.error(request, exc.message)
-            return _back(request)
+            return _refuse(request, exc.message)
     messages.success(request, "Your cart is empty now.")
     return _back(request)
