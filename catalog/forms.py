@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 
+from catalog.models import SKU_MAX_LENGTH
 from catalog.selectors import SORT_LABELS
 from shopcart.money import CURRENCIES
 
@@ -49,7 +50,9 @@ class ProductForm(forms.Form):
     which wins when filled. A posted category that is not in the list is kept as it is (a client
     without the list, or a category whose last product changed meanwhile)."""
 
-    sku = forms.CharField(max_length=64, help_text="Letters, digits, dots, dashes, underscores. Cannot change later.")
+    sku = forms.CharField(
+        max_length=SKU_MAX_LENGTH, help_text="Letters, digits, dots, dashes, underscores. Cannot change later."
+    )
     name = forms.CharField(max_length=200)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
     category = forms.CharField(max_length=60, required=False, widget=forms.Select)
