@@ -21,7 +21,7 @@ REPLICAS ?= 1
 REPLICA_BASE_PORT ?= 8100
 PYTEST_ARGS ?=
 
-.PHONY: help venv lock services-up services-down services-status migrate seed run dev browser test test-faults lint fmt check-deploy bench clean
+.PHONY: help venv lock services-up services-down services-status migrate seed run dev browser test test-unit test-faults lint fmt check-deploy bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -84,6 +84,9 @@ $(AXE_CORE_STAMP):
 
 test: lint services-up browser ## Lint, then the whole suite against the real services
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: venv ## Only the unit layer (tests/unit/): pure logic in seconds, no services needed
+	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 
 test-faults: services-up ## Stop and restart Elasticsearch, Redis and NATS under load (docs/operations.md)
 	$(BIN)/pytest -m faults

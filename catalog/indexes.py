@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 
-from elasticsearch.helpers import bulk, scan
-
 from catalog.documents import ProductDocument, products_alias
 from shopcart import es
 
@@ -43,24 +41,6 @@ def recreate_product_index() -> None:
     _swap_alias(new=name, old=old)
     if old:
         es.client().indices.delete(index=",".join(old))
-
-
-def reindex_products() -> int:
-    """Copy every product into a fresh physical index with the current mapping, then swap the alias
-    atomically: readers see the old index until the swap, the new one after, never nothing.
-    Returns the number of documents copied. (Writes made during the copy are not carried over:
-    run it while the admin is quiet.)"""
-    old = physical_indices()
-    name = _create_physical_index()
-    client = es.client()
-    actions = (
-        {"_index": name, "_id": hit["_id"], "_source": hit["_source"]} for hit in scan(client, index=products_alias())
-    )
-    copied, _ = bulk(client, actions, chunk_size=2000, refresh=True)
-    _swap_alias(new=name, old=old)
-    if old:
-        client.indices.delete(index=",".join(old))
-    return copied
 
 
 def _swap_alias(*, new: str, old: list[str]) -> None:

@@ -64,7 +64,7 @@ def _error_types(exc: elastic_transport.ApiError) -> set[str]:
 
 def is_unavailable(exc: BaseException | None) -> bool:
     """True when `exc` says Elasticsearch is unreachable or cannot serve the request at the moment: the
-    one rule that turns such failures into the dependency-down 503 (shopcart.errors), and that tells a
+    one rule that turns such failures into the dependency-down 503 (shopcart.http_errors), and that tells a
     cart write its outcome is unknown (cart.services)."""
     if isinstance(exc, elastic_transport.ConnectionError | elastic_transport.ConnectionTimeout):
         return True  # TlsError is a ConnectionError
