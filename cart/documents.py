@@ -54,7 +54,7 @@ class CartDocument(Document):
 
     class Index:
         name = "carts-unused"  # overridden with the physical name when the index is created
-        settings = {"number_of_shards": 1, "number_of_replicas": 0}
+        settings = {"number_of_shards": 1}  # replicas: es.replica_settings, from the environment
 
 
 _ensured: set[str] = set()
@@ -74,7 +74,7 @@ def ensure_cart_index() -> bool:
     if not client.indices.exists_alias(name=alias):
         physical = f"{alias}-{PHYSICAL_SUFFIX}"
         try:
-            CartDocument._index.clone(physical).create()
+            CartDocument._index.clone(physical).settings(**es.replica_settings()).create()
             created = True
         except BadRequestError as exc:
             if "resource_already_exists_exception" not in str(exc):

@@ -16,7 +16,7 @@ def _new_physical_name() -> str:
 
 def _create_physical_index() -> str:
     name = _new_physical_name()
-    ProductDocument._index.clone(name).create()
+    ProductDocument._index.clone(name).settings(**es.replica_settings()).create()
     return name
 
 

@@ -27,3 +27,10 @@ def client() -> Elasticsearch:
 def index_name(name: str) -> str:
     """The physical name for a logical index, e.g. `products` -> `shopcart-products`."""
     return f"{settings.ELASTICSEARCH_INDEX_PREFIX}-{name}"
+
+
+def replica_settings() -> dict[str, str]:
+    """Index settings for replicas, given to every physical index the app creates: with the default
+    `auto_expand_replicas` "0-1" an index is green on one node and has a copy on another node as
+    soon as the cluster has two, so one node's loss loses no acknowledged write."""
+    return {"auto_expand_replicas": settings.ELASTICSEARCH_AUTO_EXPAND_REPLICAS}
