@@ -15,7 +15,9 @@ within stock, also after merging with the existing line) runs against the versio
 from __future__ import annotations
 
 import logging
+import os
 import random
+import signal
 import time
 import uuid
 from collections.abc import Callable
@@ -119,6 +121,13 @@ def _writer() -> Any:
     return cached[1]
 
 
+def _fault_after_write() -> None:
+    """The test-only fault hook (CART_FAULT_AFTER_WRITE): die as a crash would, with the write
+    acknowledged and nothing after it done."""
+    if conf.get("CART_FAULT_AFTER_WRITE") == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def _busy() -> CartBusy:
     return CartBusy("Your cart is being changed by another request at the same moment; please try again.")
 
@@ -150,6 +159,7 @@ def _apply(*, cart_id: str, mutate: Mutation, first_read: Cart | None = None) ->
             if attempt < retries:
                 _backoff(attempt)
             continue
+        _fault_after_write()
         written = Cart(
             id=cart_id,
             lines=tuple(change.lines),

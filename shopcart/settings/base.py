@@ -194,6 +194,10 @@ CART_RELAY_INTERVAL = env.float("CART_RELAY_INTERVAL", default=2.0)
 # `manage.py cart_cleanup` deletes anonymous carts unchanged for this many days. Keep it above the
 # session lifetime (SESSION_COOKIE_AGE, 14 days): a guest's cart is reachable only through their session.
 CART_GUEST_CART_RETENTION_DAYS = env.int("CART_GUEST_CART_RETENTION_DAYS", default=30)
+# TEST ONLY, never in production: `kill` makes the worker SIGKILL itself right after Elasticsearch
+# acknowledged a cart write, before anything else (publishing its events, answering), so the cluster and
+# crash tests can prove that no applied change loses its event. Empty (the default): no fault.
+CART_FAULT_AFTER_WRITE = env.str("CART_FAULT_AFTER_WRITE", default="")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
