@@ -152,7 +152,12 @@ EOF
   say "$name: starting on 127.0.0.1:$port"
 }
 
-redis_healthy() { redis-cli -p "$(redis_port "$1")" ping 2>/dev/null | grep -q PONG; }
+# A primary answers; a replica also has its link to the primary up (after a failover it resyncs first).
+redis_healthy() {
+  local info
+  info=$(redis-cli -p "$(redis_port "$1")" info replication 2>/dev/null) || return 1
+  grep -q '^role:master' <<<"$info" || grep -q '^master_link_status:up' <<<"$info"
+}
 # Sentinels are ready once each sees the primary, the other sentinels and a quorum.
 sentinel_healthy() { redis-cli -p "$(sentinel_port "$1")" sentinel ckquorum "$SENTINEL_MASTER" 2>/dev/null | grep -q '^OK'; }
 
