@@ -16,6 +16,8 @@ def configure() -> None:
             # more would only delay the 503.
             "max_retries": 1,
             "retry_on_timeout": False,
+            "dead_node_backoff_factor": settings.ELASTICSEARCH_DEAD_NODE_BACKOFF,
+            "max_dead_node_backoff": settings.ELASTICSEARCH_DEAD_NODE_BACKOFF * 4,
         }
     )
 

@@ -135,6 +135,10 @@ SESSION_CACHE_ALIAS = "default"
 
 ELASTICSEARCH_URL = env.str("ELASTICSEARCH_URL", default="http://127.0.0.1:9200")
 ELASTICSEARCH_TIMEOUT = env.float("ELASTICSEARCH_TIMEOUT", default=5.0)
+# With several addresses: a node that failed (refused, or silent for ELASTICSEARCH_TIMEOUT: hung) gets no
+# request for this many seconds, doubling while it keeps failing (at most 4x). The client's default,
+# 1 s, sends a request to a hung node every second, and each of those waits out the whole timeout.
+ELASTICSEARCH_DEAD_NODE_BACKOFF = env.float("ELASTICSEARCH_DEAD_NODE_BACKOFF", default=15.0)
 # Every index name starts with this, so tests (and several shops) can share one cluster.
 ELASTICSEARCH_INDEX_PREFIX = env.str("ELASTICSEARCH_INDEX_PREFIX", default="shopcart")
 # Replicas of the product and cart indices, as Elasticsearch's `index.auto_expand_replicas` ("0-1": none
