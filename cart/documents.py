@@ -69,19 +69,19 @@ def ensure_cart_index() -> bool:
     alias = carts_alias()
     if alias in _ensured:
         return False
-    client = es.client()
+    client, admin = es.client(), es.admin_client()
     created = False
     if not client.indices.exists_alias(name=alias):
         physical = f"{alias}-{PHYSICAL_SUFFIX}"
         try:
-            CartDocument._index.clone(physical).settings(**es.replica_settings()).create()
+            CartDocument._index.clone(physical).settings(**es.replica_settings()).create(using=admin)
             created = True
         except BadRequestError as exc:
             if "resource_already_exists_exception" not in str(exc):
                 raise
-        client.indices.put_alias(index=physical, name=alias)
+        admin.indices.put_alias(index=physical, name=alias)
         # A process that lost the create race must not write before the primary shard is active
         # (Elasticsearch would answer 503); waiting for yellow covers winner and losers alike.
-        client.cluster.health(index=alias, wait_for_status="yellow", timeout="30s")
+        admin.cluster.health(index=alias, wait_for_status="yellow", timeout="30s")
     _ensured.add(alias)
     return created

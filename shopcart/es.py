@@ -26,6 +26,13 @@ def client() -> Elasticsearch:
     return connections.get_connection()
 
 
+def admin_client() -> Elasticsearch:
+    """For index management and bulk loads, which can legitimately take longer than a shopper's request
+    (a new index on a cluster waits for its shards): ELASTICSEARCH_ADMIN_TIMEOUT instead of the short
+    ELASTICSEARCH_TIMEOUT that lets a request leave a hung node quickly."""
+    return client().options(request_timeout=settings.ELASTICSEARCH_ADMIN_TIMEOUT)
+
+
 def index_name(name: str) -> str:
     """The physical name for a logical index, e.g. `products` -> `shopcart-products`."""
     return f"{settings.ELASTICSEARCH_INDEX_PREFIX}-{name}"

@@ -135,6 +135,8 @@ SESSION_CACHE_ALIAS = "default"
 
 ELASTICSEARCH_URL = env.str("ELASTICSEARCH_URL", default="http://127.0.0.1:9200")
 ELASTICSEARCH_TIMEOUT = env.float("ELASTICSEARCH_TIMEOUT", default=5.0)
+# Index creation, aliases and bulk loads (seed, reindex) wait this long instead.
+ELASTICSEARCH_ADMIN_TIMEOUT = env.float("ELASTICSEARCH_ADMIN_TIMEOUT", default=60.0)
 # With several addresses: a node that failed (refused, or silent for ELASTICSEARCH_TIMEOUT: hung) gets no
 # request for this many seconds, doubling while it keeps failing (at most 4x). The client's default,
 # 1 s, sends a request to a hung node every second, and each of those waits out the whole timeout.
