@@ -218,8 +218,9 @@ wait_healthy() {
 
 app_env() {
   printf 'export ELASTICSEARCH_URL=%s\n' "$(join_ports http://127.0.0.1: "$ES_HTTP_BASE" "")"
-  # A hung node costs each app process one timeout before it is skipped: keep that short with 3 nodes.
-  printf 'export ELASTICSEARCH_TIMEOUT=%s\n' "${CLUSTER_ES_TIMEOUT:-2}"
+  # A hung node costs each app process one timeout before it is skipped: keep that short, yet longer than
+  # the ~3-4 s the cluster takes to drop a hung node (a healthy node waiting for it must not time out).
+  printf 'export ELASTICSEARCH_TIMEOUT=%s\n' "${CLUSTER_ES_TIMEOUT:-4}"
   printf 'export NATS_URL=%s\n' "$(join_ports nats://127.0.0.1: "$NATS_BASE" "")"
   printf 'export REDIS_SENTINELS=%s\n' "$(join_ports 127.0.0.1: "$SENTINEL_BASE" "")"
   printf 'export REDIS_SENTINEL_MASTER=%s\n' "$SENTINEL_MASTER"

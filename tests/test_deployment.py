@@ -157,7 +157,7 @@ def test_cluster_compose_runs_three_elasticsearch_nodes_that_find_each_other(
         assert "discovery.type" not in env
         assert env["discovery.seed_hosts"].split(",") == ["es1", "es2", "es3"]
         assert env["cluster.initial_master_nodes"].split(",") == ["es1", "es2", "es3"]
-        assert env["cluster.fault_detection.follower_check.timeout"] == "2s"
+        assert env["cluster.fault_detection.follower_check.timeout"] == "1s"
         assert "healthcheck" in node
     assert len({services[name]["volumes"][0] for name in ("es1", "es2", "es3")}) == 3, "each node its own data"
 
