@@ -4,10 +4,11 @@ the token's user's cart, so no URL or body can name someone else's."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Any
 
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from ninja import Router
+from ninja.params import functions as params
 from ninja.security import HttpBearer
 
 from cart import selectors, services
@@ -31,14 +32,42 @@ class BearerTokenAuth(HttpBearer):
 
 router = Router(tags=["cart"], auth=BearerTokenAuth())
 
-WRITE_RESPONSES: dict[int, Any] = {**COMMON_ERROR_RESPONSES, 200: CartOut, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut}
+WRITE_RESPONSES: dict[int, Any] = {
+    **COMMON_ERROR_RESPONSES,
+    200: CartOut,
+    401: ErrorOut,
+    404: ErrorOut,
+    409: ErrorOut,
+    422: ErrorOut,
+}
+
+IdempotencyKey = Annotated[
+    str | None,
+    params.Header(
+        None,
+        alias="Idempotency-Key",
+        description="Optional; a new random value (a UUID) per intended change, sent again unchanged when "
+        "retrying it. A request whose key this cart has already applied is not applied again: it is answered "
+        "200 with the cart (which holds the change once) and `Idempotent-Replayed: true`. The same key with a "
+        "different request (operation, product or quantity) is refused with 422 `idempotency_key_reused`. "
+        "1-255 printable ASCII characters; a cart remembers its last 50 keys for 24 hours.",
+    ),
+]
+IDEMPOTENCY_NOTE = (
+    " With an `Idempotency-Key`, a retry never applies the change twice. 503 `outcome_unknown`: the answer "
+    "of the write was lost and could not be confirmed; retry with the same key."
+)
 
 
 def _cart_id(request: HttpRequest) -> str:
     return user_cart_id(request.auth.pk)  # type: ignore[attr-defined]
 
 
-def _out(cart: selectors.Cart) -> dict[str, Any]:
+def _out(cart: selectors.Cart, response: HttpResponse) -> dict[str, Any]:
+    if cart.replayed:
+        response["Idempotent-Replayed"] = "true"
+        # Nothing was written now: the summary of the cart as it is (it holds the first request's change).
+        return selectors.summarize(cart=cart).as_api()
     # The summary of exactly the version just written: no second read, and read-your-writes.
     try:
         return selectors.summarize(cart=cart, lookup=False).as_api()
@@ -68,38 +97,58 @@ def get_cart(request: HttpRequest) -> CartOut:
     summary="Add a product (merges into an existing line)",
     description="400: invalid quantity, over the per-line maximum (after merging), out of stock, unknown or "
     "inactive product (`error.fields` names the field). 409 `cart_busy`: concurrent changes kept "
-    "conflicting; nothing was changed, retry.",
+    "conflicting; nothing was changed, retry." + IDEMPOTENCY_NOTE,
 )
-def add_item(request: HttpRequest, payload: AddItemIn) -> dict[str, Any]:
-    cart = services.add_item(cart_id=_cart_id(request), product_id=payload.productId, quantity=payload.quantity)
-    return _out(cart)
+def add_item(
+    request: HttpRequest, payload: AddItemIn, response: HttpResponse, idempotency_key: IdempotencyKey = None
+) -> dict[str, Any]:
+    cart = services.add_item(
+        cart_id=_cart_id(request),
+        product_id=payload.productId,
+        quantity=payload.quantity,
+        idempotency_key=idempotency_key,
+    )
+    return _out(cart, response)
 
 
 @router.patch(
     "/user/cart/items/{product_id}",
     response=WRITE_RESPONSES,
     summary="Set a line's quantity",
-    description="404 `line_not_found` if the product is not in the cart; 400 as for adding; 409 `cart_busy`.",
+    description="404 `line_not_found` if the product is not in the cart; 400 as for adding; 409 `cart_busy`."
+    + IDEMPOTENCY_NOTE,
 )
-def set_quantity(request: HttpRequest, product_id: str, payload: SetQuantityIn) -> dict[str, Any]:
-    cart = services.set_quantity(cart_id=_cart_id(request), product_id=product_id, quantity=payload.quantity)
-    return _out(cart)
+def set_quantity(
+    request: HttpRequest,
+    product_id: str,
+    payload: SetQuantityIn,
+    response: HttpResponse,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    cart = services.set_quantity(
+        cart_id=_cart_id(request), product_id=product_id, quantity=payload.quantity, idempotency_key=idempotency_key
+    )
+    return _out(cart, response)
 
 
 @router.delete(
     "/user/cart/items/{product_id}",
     response=WRITE_RESPONSES,
     summary="Remove a line",
-    description="404 `line_not_found` if the product is not in the cart; 409 `cart_busy`.",
+    description="404 `line_not_found` if the product is not in the cart; 409 `cart_busy`." + IDEMPOTENCY_NOTE,
 )
-def remove_item(request: HttpRequest, product_id: str) -> dict[str, Any]:
-    return _out(services.remove_item(cart_id=_cart_id(request), product_id=product_id))
+def remove_item(
+    request: HttpRequest, product_id: str, response: HttpResponse, idempotency_key: IdempotencyKey = None
+) -> dict[str, Any]:
+    cart = services.remove_item(cart_id=_cart_id(request), product_id=product_id, idempotency_key=idempotency_key)
+    return _out(cart, response)
 
 
 @router.delete(
     "/user/cart",
-    response={**COMMON_ERROR_RESPONSES, 200: CartOut, 401: ErrorOut, 409: ErrorOut},
+    response={**COMMON_ERROR_RESPONSES, 200: CartOut, 401: ErrorOut, 409: ErrorOut, 422: ErrorOut},
     summary="Empty the cart",
+    description="409 `cart_busy`." + IDEMPOTENCY_NOTE,
 )
-def clear_cart(request: HttpRequest) -> dict[str, Any]:
-    return _out(services.clear_cart(cart_id=_cart_id(request)))
+def clear_cart(request: HttpRequest, response: HttpResponse, idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+    return _out(services.clear_cart(cart_id=_cart_id(request), idempotency_key=idempotency_key), response)

@@ -8,6 +8,7 @@ still renders, showing no count (None).
 from __future__ import annotations
 
 import logging
+import uuid
 
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
@@ -29,9 +30,16 @@ def _count(request: HttpRequest) -> int | None:
         return None
 
 
+def new_form_token() -> str:
+    """A fresh idempotency token. Given to templates as a callable, so each form that prints
+    `{{ cart_form_token }}` gets its own."""
+    return uuid.uuid4().hex
+
+
 def cart_summary(request: HttpRequest) -> dict[str, object]:
     return {
         "cart_item_count": SimpleLazyObject(lambda: _count(request)),
+        "cart_form_token": new_form_token,
         # The add-to-cart forms' upper bound (catalog/_add_to_cart.html reads `max_quantity`).
         "cart_max_quantity": conf.max_quantity(),
         "max_quantity": conf.max_quantity(),

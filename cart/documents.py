@@ -8,8 +8,23 @@ so the mapping only has to serve operators' ad-hoc queries; nothing in the app s
 
 from __future__ import annotations
 
-from elasticsearch import BadRequestError
-from elasticsearch_dsl import Date, Document, InnerDoc, Integer, Keyword, Long, MetaField, Nested, Object, Text
+from typing import Any
+
+from elasticsearch import BadRequestError, Elasticsearch
+from elasticsearch_dsl import (
+    Boolean,
+    Date,
+    Document,
+    Double,
+    InnerDoc,
+    Integer,
+    Keyword,
+    Long,
+    MetaField,
+    Nested,
+    Object,
+    Text,
+)
 
 from shopcart import es
 
@@ -48,6 +63,17 @@ class CartDocument(Document):
     pending_merge = Object(enabled=False)
     # Ids of merge claims already applied to this (user) cart, so a retried merge never adds twice.
     applied_merges = Keyword()
+    # The events of acknowledged changes that JetStream has not acknowledged yet, written in the same
+    # write as the change (the cart is its own outbox, cart.events); stored, not indexed.
+    pending_events = Object(enabled=False)
+    # True while pending_events is not empty: what the relay searches for.
+    has_pending_events = Boolean()
+    # Recent write operations ({id, at, key?, fp?}): how a write whose answer was lost learns whether it
+    # was applied, and how an Idempotency-Key is recognised (cart.services); stored, not indexed.
+    ops = Object(enabled=False)
+    # The newest `at` of an operation dropped from `ops` by the count cap (not by age): an operation
+    # started before it may have been dropped, so its absence proves nothing.
+    ops_dropped_until = Double()
 
     class Meta:
         dynamic = MetaField("strict")
@@ -58,6 +84,21 @@ class CartDocument(Document):
 
 
 _ensured: set[str] = set()
+
+
+_writer_cache: tuple[Any, Any] | None = None
+
+
+def cart_writer() -> Elasticsearch:
+    """The client for cart writes: no transport-level retry. A conditional write re-sent by the transport
+    after a dropped connection would come back as a conflict with our own write; the services resolve a
+    lost answer themselves, by the operation id recorded in the document.
+    Built once per client (options() copies the client: ~0.2 ms on every write otherwise)."""
+    global _writer_cache
+    base, cached = es.client(), _writer_cache
+    if cached is None or cached[0] is not base:
+        cached = _writer_cache = (base, base.options(max_retries=0))
+    return cached[1]
 
 
 def ensure_cart_index() -> bool:
@@ -83,5 +124,9 @@ def ensure_cart_index() -> bool:
         # A process that lost the create race must not write before the primary shard is active
         # (Elasticsearch would answer 503); waiting for yellow covers winner and losers alike.
         admin.cluster.health(index=alias, wait_for_status="yellow", timeout="30s")
+    if not created:
+        # The mapping is strict: an index made by older code gets the newer fields (adding fields to a
+        # live index changes nothing else, and sending the existing ones again is a no-op).
+        admin.indices.put_mapping(index=alias, properties=CartDocument._doc_type.mapping.to_dict()["properties"])
     _ensured.add(alias)
     return created

@@ -8,7 +8,7 @@ client that retries 409s automatically never loops on it. That is why OutOfStock
 
 from __future__ import annotations
 
-from shopcart.errors import Conflict, Invalid, NotFound
+from shopcart.errors import Conflict, Invalid, NotFound, Unavailable, Unprocessable
 
 
 class QuantityInvalid(Invalid):
@@ -70,3 +70,27 @@ class CartBusy(Conflict):
     changed by this request; the client may retry it."""
 
     code = "cart_busy"
+
+
+class IdempotencyKeyInvalid(Invalid):
+    """An Idempotency-Key (or form token) that is empty, too long or not printable ASCII."""
+
+    code = "invalid_idempotency_key"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, fields={"Idempotency-Key": [message]})
+
+
+class IdempotencyKeyReused(Unprocessable):
+    """The key was already used on this cart for a different request (another operation, product or
+    quantity). Refused as Stripe does, with the IETF Idempotency-Key draft's status, 422; never a 409,
+    which here means "retry the same request"."""
+
+    code = "idempotency_key_reused"
+
+
+class CartOutcomeUnknown(Unavailable):
+    """A cart write's answer was lost (connection dropped, node died) and Elasticsearch could not be read
+    back in time to learn whether it was applied. Said as such, never as "nothing was changed"."""
+
+    code = "outcome_unknown"

@@ -1,42 +1,45 @@
-"""Cart events on NATS JetStream, through a durable outbox in Redis.
+"""Cart events on NATS JetStream. The cart document is its own outbox.
 
-After a cart write is acknowledged by Elasticsearch, its events are appended to a Redis list (the
-outbox; Redis runs with appendonly, so it survives a restart) and then published with the event id
-as the JetStream message id. An event leaves the outbox only once JetStream has acknowledged it. If
-NATS is unreachable the request still succeeds and the event waits in the outbox; a relay publishes
-what is waiting, oldest first:
+A change's events are written into the cart document (`pending_events`, with `has_pending_events`)
+by the same conditional write as the change itself (cart.services), so a change and its events are
+stored together or not at all: no crash between two stores can separate them. They are then
+published with the event id as the JetStream message id (`Nats-Msg-Id`), and removed from the document
+by a conditional update once JetStream has acknowledged them:
 
-* opportunistically, after a request's own events were published (NATS is evidently back);
-* every CART_RELAY_INTERVAL seconds in a daemon thread each process starts on its first cart write;
-* in `manage.py cart_events --relay`, for operators or a dedicated relay process.
+* at once, by the request that wrote them (the fast path; also what merges and deletions do first);
+* by a relay, for what a request could not publish (NATS down, the process killed after the write):
+  every CART_RELAY_INTERVAL seconds in a daemon thread of each web process, and in
+  `manage.py cart_events --relay`. It finds the carts with a search on `has_pending_events` (the relay
+  is no request's read path) and reads each one by id in real time before publishing.
 
-The same event may be published twice (its publisher crashed between the ack and the removal, or an
-ack was lost); JetStream drops a re-sent message id inside the stream's duplicate window, and
-consumers can always recognise a duplicate by `eventId`.
+An event may be published more than once (its publisher died between the ack and the removal, a removal
+lost a race, two relays met): JetStream drops a re-sent message id inside the stream's duplicate window,
+and a consumer recognises any duplicate by `eventId` (docs/cart.md).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-import redis.exceptions
-from django.core.cache import cache
-from django_redis import get_redis_connection
+from elasticsearch import ConflictError, NotFoundError
 from nats.aio.client import Client
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import NotFoundError as StreamNotFound
 
 from cart import conf
+from cart.documents import cart_writer, carts_alias
+from cart.selectors import Cart, get_cart
+from shopcart import es
 from shopcart.eventbus import EventBusUnavailable, publisher
 
 logger = logging.getLogger(__name__)
@@ -44,7 +47,6 @@ logger = logging.getLogger(__name__)
 EVENT_TYPES = ("item_added", "item_updated", "item_removed", "cleared", "merged")
 # JetStream forgets message ids after this long; inside it a re-sent event is dropped by the server.
 DUPLICATE_WINDOW_SECONDS = 600
-RELAY_BATCH = 500
 
 
 def subject_for(event_type: str, *, prefix: str | None = None) -> str:
@@ -76,17 +78,6 @@ def build_event(
         **extra,
     }
 
-
-def outbox_key() -> str:
-    # Through make_key, so the cache KEY_PREFIX (per environment, per test run) is in front.
-    return cache.make_key(str(conf.get("CART_OUTBOX_KEY")))
-
-
-def _redis() -> Any:
-    return get_redis_connection("default")
-
-
-# -- publishing ------------------------------------------------------------------------------------
 
 _ensured_streams: set[tuple[str, str]] = set()
 _ensured_lock = threading.Lock()
@@ -125,172 +116,201 @@ def _forget_stream(stream: str, prefix: str) -> None:
         _ensured_streams.discard((stream, prefix))
 
 
-@dataclass(frozen=True)
-class OutboxEntry:
-    raw: str  # exactly as stored in Redis: LREM removes by value
-    stream: str
-    prefix: str
-    subject: str
-    queued_at: float
-    event: dict[str, Any]
-
-    @classmethod
-    def new(cls, event: dict[str, Any]) -> OutboxEntry:
-        stream, prefix = conf.events_stream(), conf.subject_prefix()
-        body = {
-            "stream": stream,
-            "prefix": prefix,
-            "subject": subject_for(event["type"], prefix=prefix),
-            "queued_at": time.time(),
-            "event": event,
-        }
-        return cls.parse(json.dumps(body, sort_keys=True, separators=(",", ":")))
-
-    @classmethod
-    def parse(cls, raw: str | bytes) -> OutboxEntry:
-        text = raw.decode() if isinstance(raw, bytes) else raw
-        body = json.loads(text)
-        return cls(
-            raw=text,
-            stream=body["stream"],
-            prefix=body["prefix"],
-            subject=body["subject"],
-            queued_at=float(body["queued_at"]),
-            event=body["event"],
-        )
+def pending_entry(event: dict[str, Any]) -> dict[str, Any]:
+    """What `pending_events` holds for one event: where it goes (the stream and subject of the moment it
+    happened) and when it was queued, beside the payload itself."""
+    stream, prefix = conf.events_stream(), conf.subject_prefix()
+    return {
+        "stream": stream,
+        "prefix": prefix,
+        "subject": subject_for(event["type"], prefix=prefix),
+        "queued_at": time.time(),
+        "event": event,
+    }
 
 
-def _publish(entry: OutboxEntry) -> int:
-    """Publish one entry; returns its stream sequence. Raises EventBusUnavailable."""
-    payload = json.dumps(entry.event, sort_keys=True).encode()
+def entry_id(entry: dict[str, Any]) -> str:
+    return str(entry["event"]["eventId"])
+
+
+def pending_entries(cart: Cart) -> list[dict[str, Any]]:
+    return list(cart.source.get("pending_events") or [])
+
+
+def _publish_one(entry: dict[str, Any]) -> None:
+    payload = json.dumps(entry["event"], sort_keys=True).encode()
     try:
-        ensure_stream(stream=entry.stream, prefix=entry.prefix)
-        return publisher().publish(entry.subject, payload, msg_id=entry.event["eventId"])
+        ensure_stream(stream=entry["stream"], prefix=entry["prefix"])
+        publisher().publish(entry["subject"], payload, msg_id=entry_id(entry))
     except EventBusUnavailable:
         # Maybe the stream is gone (deleted, or NATS lost its storage): make the next try check again.
-        _forget_stream(entry.stream, entry.prefix)
+        _forget_stream(entry["stream"], entry["prefix"])
         raise
 
 
-def emit(events: Iterable[dict[str, Any]]) -> None:
-    """Record events in the outbox, then publish them. Called after the cart write succeeded; never
-    raises for an unreachable NATS (the events then wait in the outbox for the relay)."""
-    entries = [OutboxEntry.new(event) for event in events]
-    if not entries:
-        return
-    queued = True
-    try:
-        _redis().rpush(outbox_key(), *[entry.raw for entry in entries])
-    except redis.exceptions.RedisError:
-        # The cart write already happened; publishing directly is the best left to do.
-        queued = False
-        logger.exception("cart outbox unavailable; publishing %d event(s) without it", len(entries))
-    _ensure_relay_thread()
-
-    published_all = True
-    pending: int | None = None
+def publish(entries: Iterable[dict[str, Any]]) -> list[str]:
+    """Publish in order until one fails; returns the ids JetStream acknowledged. Never raises for an
+    unreachable NATS: what was not published stays pending for the relay."""
+    published: list[str] = []
     for entry in entries:
         try:
-            _publish(entry)
+            _publish_one(entry)
         except EventBusUnavailable as exc:
-            published_all = False
-            if queued:
-                logger.warning("NATS unavailable (%s); %d cart event(s) wait in the outbox", exc, len(entries))
-            else:
-                logger.error("cart event %s lost: neither Redis nor NATS is reachable", entry.event["eventId"])
-            # Later events wait behind this one, in order.
-            if queued:
-                break
-            continue
-        if queued:
-            pending = _remove(entry)
-    if published_all and queued:
-        # NATS is up: deliver anything older that an earlier request could not.
+            logger.warning("NATS unavailable (%s); cart event(s) stay pending in their cart", exc)
+            break
+        published.append(entry_id(entry))
+    _remember_published(published)
+    return published
+
+
+# Ids this process saw JetStream acknowledge, newest last (bounded). The next write of a cart by this
+# process leaves them out of `pending_events` for free, so a removal that lost a race to a concurrent
+# write costs no extra round trip, and a busy cart's pending list stays short.
+_PUBLISHED_REMEMBERED = 10_000
+_published_ids: OrderedDict[str, None] = OrderedDict()
+_published_lock = threading.Lock()
+
+
+def _remember_published(ids: list[str]) -> None:
+    with _published_lock:
+        for event_id in ids:
+            _published_ids[event_id] = None
+        while len(_published_ids) > _PUBLISHED_REMEMBERED:
+            _published_ids.popitem(last=False)
+
+
+def still_pending(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries not known (to this process) to be on the stream already."""
+    with _published_lock:
+        return [entry for entry in entries if entry_id(entry) not in _published_ids]
+
+
+def _clear(cart: Cart, published: set[str], *, attempts: int) -> Cart:
+    """Remove the published events from the cart, conditionally on the version read. On a conflict,
+    re-read and remove only those ids again (another write may have added events meanwhile). Returns the
+    cart as cleared when the first attempt succeeded on that version, else the cart as given: a failed
+    removal only means the relay publishes them again, and JetStream drops the duplicates."""
+    current = cart
+    for attempt in range(attempts):
+        remaining = [entry for entry in pending_entries(current) if entry_id(entry) not in published]
+        if len(remaining) == len(pending_entries(current)):
+            return cart  # someone else removed them already
+        fields = {"pending_events": remaining, "has_pending_events": bool(remaining)}
         try:
-            if pending is None:
-                pending = pending_count()
-            if pending:
-                relay_outbox(limit=50, wait_for_lock=False)
-        except redis.exceptions.RedisError:
-            logger.warning("cart outbox relay skipped: Redis unavailable", exc_info=True)
+            response = cart_writer().update(
+                index=carts_alias(),
+                id=current.id,
+                doc=fields,
+                if_seq_no=current.seq_no,
+                if_primary_term=current.primary_term,
+            )
+        except ConflictError:
+            if attempt + 1 < attempts:
+                current = get_cart(cart_id=cart.id)
+                if not current.exists:
+                    return cart
+            continue
+        except NotFoundError:
+            return cart
+        except Exception as exc:
+            if not es.is_unavailable(exc):
+                raise
+            logger.warning("could not remove published events from cart %s (%r); the relay will", cart.id, exc)
+            return cart
+        if current is not cart:
+            return cart
+        return replace(
+            cart,
+            seq_no=int(response["_seq_no"]),
+            primary_term=int(response["_primary_term"]),
+            source={**cart.source, **fields},
+        )
+    return cart
 
 
-def _remove(entry: OutboxEntry) -> int | None:
-    """Remove an acknowledged entry. Returns how many entries still wait, read in the same round trip
-    (so emit needs no separate LLEN: one Redis round trip fewer per cart write); None if Redis failed."""
-    key = outbox_key()
-    try:
-        pipe = _redis().pipeline(transaction=False)
-        pipe.lrem(key, 1, entry.raw)
-        pipe.llen(key)
-        _, pending = pipe.execute()
-    except redis.exceptions.RedisError:
-        # Left in the outbox, it is published again later; JetStream drops the duplicate id.
-        logger.warning("could not remove cart event %s from the outbox", entry.event["eventId"])
-        return None
-    return int(pending)
+class Published(NamedTuple):
+    cart: Cart  # as after the removal (or as given, when nothing was removed)
+    ids: list[str]  # acknowledged by JetStream
+    stopped: bool  # an event due was not published (NATS unreachable, or its stream)
+
+
+def publish_pending(
+    *, cart: Cart, own: Iterable[str] = (), grace: float | None = 0.0, clear_attempts: int = 3
+) -> Published:
+    """Publish the cart's pending events, then remove them from it. `own`: ids of events this caller
+    wrote, published whatever their age; others only once older than `grace` seconds (None: the
+    CART_RELAY_GRACE_SECONDS setting), which leaves them to the request that is publishing them now.
+    Order is kept: an event too young to publish holds back the ones after it. `clear_attempts`: the
+    conditional removals tried (a conflict re-reads the cart); a request tries once and leaves the rest
+    to the next write or the relay, instead of adding round trips to a contended cart."""
+    entries = pending_entries(cart)
+    if not entries:
+        return Published(cart, [], False)
+    if grace is None:
+        grace = float(conf.get("CART_RELAY_GRACE_SECONDS"))
+    mine = set(own)
+    cutoff = time.time() - grace
+    due = []
+    for entry in entries:
+        if entry_id(entry) not in mine and float(entry.get("queued_at", 0)) > cutoff:
+            break
+        due.append(entry)
+    published = publish(due)
+    stopped = len(published) < len(due)
+    if not published:
+        return Published(cart, [], stopped)
+    return Published(_clear(cart, set(published), attempts=clear_attempts), published, stopped)
 
 
 # -- relay -----------------------------------------------------------------------------------------
+
+RELAY_BATCH = 200
 
 
 @dataclass(frozen=True)
 class RelayResult:
     published: int = 0
-    skipped: int = 0
-    remaining: int = 0
+    remaining: int = 0  # events still pending in the carts this round looked at
     nats_down: bool = False
-    busy: bool = False
 
 
-def pending_count() -> int:
-    return int(_redis().llen(outbox_key()))
-
-
-def relay_outbox(*, limit: int = RELAY_BATCH, grace: float | None = None, wait_for_lock: bool = False) -> RelayResult:
-    """Publish waiting events, oldest first; each leaves the outbox once acknowledged.
-
-    Events younger than `grace` seconds (CART_OUTBOX_GRACE_SECONDS) are left to the request that is
-    publishing them at this moment, which keeps duplicates rare. One relay runs at a time per outbox
-    (a Redis lock across processes); a second caller returns at once with busy=True."""
-    if grace is None:
-        grace = float(conf.get("CART_OUTBOX_GRACE_SECONDS"))
-    connection = _redis()
-    key = outbox_key()
-    lock = connection.lock(f"{key}:relay-lock", timeout=60, blocking=wait_for_lock, blocking_timeout=10)
-    if not lock.acquire():
-        return RelayResult(busy=True, remaining=int(connection.llen(key)))
-    published = skipped = 0
-    nats_down = False
+def _carts_with_pending(*, limit: int, refresh: bool) -> list[str]:
+    client = es.client()
     try:
-        now = time.time()
-        for raw in connection.lrange(key, 0, limit - 1):
-            try:
-                entry = OutboxEntry.parse(raw)
-            except (ValueError, KeyError, TypeError):
-                # Unreadable: park it where an operator can look, instead of blocking the outbox.
-                connection.rpush(f"{key}:dead", raw)
-                connection.lrem(key, 1, raw)
-                logger.error("moved an unreadable cart outbox entry to %s:dead", key)
-                continue
-            if now - entry.queued_at < grace:
-                skipped += 1
-                continue
-            try:
-                _publish(entry)
-            except EventBusUnavailable:
-                if _nats_reachable():
-                    skipped += 1  # a problem with this entry only (say its stream); try the rest
-                    continue
-                nats_down = True
-                break
-            connection.lrem(key, 1, entry.raw)
-            published += 1
-    finally:
-        # LockError: it expired meanwhile; another relay may be running, and duplicates are dropped by id.
-        with contextlib.suppress(redis.exceptions.LockError):
-            lock.release()
-    return RelayResult(published=published, skipped=skipped, remaining=int(connection.llen(key)), nats_down=nats_down)
+        if refresh:
+            client.indices.refresh(index=carts_alias())
+        response = client.search(
+            index=carts_alias(), query={"term": {"has_pending_events": True}}, size=limit, source=False
+        )
+    except NotFoundError:  # no cart index yet: nothing pending
+        return []
+    return [hit["_id"] for hit in response["hits"]["hits"]]
+
+
+def relay_pending(*, limit: int = RELAY_BATCH, grace: float | None = None, refresh: bool = False) -> RelayResult:
+    """One relay round: every cart with pending events (found by a search, so a write from the last
+    refresh interval is found the next round; `refresh=True` makes the search see everything now), read
+    by id in real time, its due events published and removed. Stops when NATS is unreachable."""
+    published = remaining = 0
+    for cart_id in _carts_with_pending(limit=limit, refresh=refresh):
+        cart = get_cart(cart_id=cart_id)
+        waiting = len(pending_entries(cart))
+        if not waiting:
+            continue
+        result = publish_pending(cart=cart, grace=grace)
+        published += len(result.ids)
+        remaining += waiting - len(result.ids)
+        if result.stopped and not _nats_reachable():
+            return RelayResult(published=published, remaining=remaining, nats_down=True)
+    return RelayResult(published=published, remaining=remaining)
+
+
+def pending_count(*, refresh: bool = True) -> int:
+    """How many events wait in all carts (operators, tests)."""
+    total = 0
+    for cart_id in _carts_with_pending(limit=10_000, refresh=refresh):
+        total += len(pending_entries(get_cart(cart_id=cart_id)))
+    return total
 
 
 def _nats_reachable() -> bool:
@@ -312,20 +332,20 @@ def _relay_loop() -> None:
         if not conf.get("CART_RELAY_THREAD"):
             continue
         try:
-            if pending_count():
-                relay_outbox()
+            relay_pending()
         except Exception:  # the loop must outlive any outage; it tries again next round
-            logger.debug("cart outbox relay round failed", exc_info=True)
+            logger.debug("cart event relay round failed", exc_info=True)
 
 
-def _ensure_relay_thread() -> None:
-    """Start this process's relay thread once (again after a fork: threads do not survive it)."""
+def ensure_relay_thread() -> None:
+    """Start this process's relay thread once (again after a fork: threads do not survive it). Called by
+    each gunicorn worker at start (shopcart/gunicorn_conf.py) and by every cart write."""
     global _relay_thread, _relay_pid
     if not conf.get("CART_RELAY_THREAD"):
         return
     with _relay_lock:
         if _relay_thread is not None and _relay_pid == os.getpid() and _relay_thread.is_alive():
             return
-        _relay_thread = threading.Thread(target=_relay_loop, name="cart-outbox-relay", daemon=True)
+        _relay_thread = threading.Thread(target=_relay_loop, name="cart-event-relay", daemon=True)
         _relay_pid = os.getpid()
         _relay_thread.start()

@@ -21,7 +21,16 @@ def _quantity_field(**kwargs: Any) -> forms.IntegerField:
     )
 
 
-class ProductForm(forms.Form):
+class IdempotentForm(forms.Form):
+    # The form's one-time token (`cart_form_token` in the template): a re-sent form (double click, reload,
+    # a retry after a lost answer) is recognised by the cart and not applied twice. The services check it.
+    idempotency_key = forms.CharField(required=False)
+
+    def key(self) -> str | None:
+        return self.cleaned_data.get("idempotency_key") or None
+
+
+class ProductForm(IdempotentForm):
     product_id = forms.CharField(max_length=MAX_PRODUCT_ID_LENGTH, error_messages={"required": "Choose a product."})
 
 

@@ -65,7 +65,8 @@ class Line(NamedTuple):
 @dataclass(frozen=True, eq=False)
 class Cart:
     """A cart as stored, with the concurrency token of the version that was read.
-    `exists` is False for a cart never written (seq_no and primary_term are None then)."""
+    `exists` is False for a cart never written (seq_no and primary_term are None then). `replayed`: a
+    write service's answer to a request whose Idempotency-Key was applied before (nothing written now)."""
 
     id: str
     lines: tuple[Line, ...]
@@ -73,6 +74,7 @@ class Cart:
     seq_no: int | None
     primary_term: int | None
     source: dict[str, Any] = field(default_factory=dict)
+    replayed: bool = False
 
     @property
     def exists(self) -> bool:

@@ -10,10 +10,18 @@ change computed from an older read, and a change is either applied whole or not 
 
 Validation (product exists and is active, quantity a whole number from 1 to the per-line maximum and
 within stock, also after merging with the existing line) runs against the version being written.
+
+The same write carries the change's events (`pending_events`, published and removed right after, or
+by the relay: cart.events) and the operation's id and idempotency key (`ops`), so a change, its events
+and the proof that it was applied are stored together or not at all. A write whose answer is lost is
+resolved by reading that proof back (`_apply`); a retried request is recognised by its key.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import os
 import random
@@ -29,11 +37,14 @@ from elasticsearch import ConflictError, NotFoundError
 from elasticsearch.helpers import scan, streaming_bulk
 
 from cart import conf, events
-from cart.documents import carts_alias
+from cart.documents import cart_writer, carts_alias
 from cart.documents import ensure_cart_index as _ensure_cart_index
 from cart.errors import (
     CartBusy,
+    CartOutcomeUnknown,
     CurrencyMismatch,
+    IdempotencyKeyInvalid,
+    IdempotencyKeyReused,
     LineNotFound,
     OutOfStock,
     ProductUnavailable,
@@ -59,7 +70,7 @@ def ensure_cart_index() -> bool:
     return _ensure_cart_index()
 
 
-# -- the optimistic-concurrency loop ---------------------------------------------------------------
+# -- changes -----------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -84,19 +95,29 @@ def _user_id(cart_id: str) -> int | None:
     return int(rest) if prefix == "user" and rest.isdigit() else None
 
 
-def _source_for(cart: Cart, change: Change) -> dict[str, Any]:
+def _source_for(cart: Cart, change: Change, *, op: dict[str, Any]) -> dict[str, Any]:
+    """The document to write: the change, its events added to the pending ones, and the operation
+    recorded, all in the one conditional write (so none of them can exist without the others)."""
     now = _now()
     source = dict(cart.source)
     user_id = _user_id(cart.id)
+    pending = [
+        # Those this process has seen published (their removal lost a race) leave with this write.
+        *events.still_pending(source.get("pending_events") or []),
+        *(events.pending_entry(event) for event in change.events),
+    ]
     source.update(
         kind="user" if user_id is not None else "anonymous",
         user_id=str(user_id) if user_id is not None else None,
         currency=change.currency,
         lines=[line.to_source() for line in change.lines],
         updated_at=now,
+        pending_events=pending,
+        has_pending_events=bool(pending),
     )
     source.setdefault("created_at", now)
     source.update(change.fields)
+    _record_op(source, op)
     return source
 
 
@@ -107,18 +128,9 @@ def _backoff(attempt: int) -> None:
     time.sleep(_random.uniform(0, min(cap, base * 2**attempt)))
 
 
-_writer_cache: tuple[Any, Any] | None = None
-
-
 def _writer() -> Any:
-    # No transport-level retry: re-sending a conditional write after a dropped connection could turn
-    # our own applied write into a "conflict" and have it applied a second time.
-    # Built once per client (options() copies the client: ~0.2 ms on every write otherwise).
-    global _writer_cache
-    base, cached = es.client(), _writer_cache
-    if cached is None or cached[0] is not base:
-        cached = _writer_cache = (base, base.options(max_retries=0))
-    return cached[1]
+    # Looked up on each write, so a test can wrap the real client to lose an answer after the write.
+    return cart_writer()
 
 
 def _fault_after_write() -> None:
@@ -132,18 +144,153 @@ def _busy() -> CartBusy:
     return CartBusy("Your cart is being changed by another request at the same moment; please try again.")
 
 
-def _apply(*, cart_id: str, mutate: Mutation, first_read: Cart | None = None) -> Cart:
+# -- operations: a lost answer resolved, an idempotency key recognised ----------------------------------
+
+# An operation without a key is remembered only while a lost answer may still be looked up (seconds);
+# the cap keeps a very busy cart's document small, and `ops_dropped_until` says when it cut something.
+UNKEYED_OPS_TTL = 60.0
+UNKEYED_OPS_KEPT = 20
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One call of a write service: its id (recorded in the document it writes), and the client's
+    idempotency key with the fingerprint of what was asked (same key, other request: refused)."""
+
+    id: str
+    started: float
+    key: str | None = None
+    fingerprint: str = ""
+
+    @classmethod
+    def new(cls, *, key: str | None, request: tuple[Any, ...]) -> Operation:
+        if key is not None:
+            _check_key(key)
+        digest = hashlib.sha256(json.dumps(request, separators=(",", ":")).encode()).hexdigest()[:16]
+        return cls(id=uuid.uuid4().hex, started=round(time.time(), 3), key=key, fingerprint=digest)
+
+    def record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"id": self.id, "at": round(time.time(), 3)}
+        if self.key is not None:
+            record.update(key=self.key, fp=self.fingerprint)
+        return record
+
+
+def _check_key(key: str) -> None:
+    if not (0 < len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH) or not all(" " <= char <= "~" for char in key):
+        raise IdempotencyKeyInvalid(
+            f"An idempotency key is 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters (a UUID is best)."
+        )
+
+
+def _record_op(source: dict[str, Any], op: dict[str, Any]) -> None:
+    """Append the operation to `ops`, dropping keyed ones past CART_IDEMPOTENCY_KEY_TTL or the last
+    CART_IDEMPOTENCY_KEYS_KEPT, and unkeyed ones past a minute or the last few. Whatever is dropped,
+    by age or by count, moves `ops_dropped_until` (so a replica whose clock runs ahead cannot make an
+    operation's record vanish unnoticed)."""
+    now = time.time()
+    key_ttl = int(conf.get("CART_IDEMPOTENCY_KEY_TTL"))
+    before = [*(source.get("ops") or []), op]
+    keyed = [o for o in before if "key" in o and now - float(o["at"]) < key_ttl]
+    unkeyed = [o for o in before if "key" not in o and now - float(o["at"]) < UNKEYED_OPS_TTL]
+    keyed_kept = max(1, int(conf.get("CART_IDEMPOTENCY_KEYS_KEPT")))
+    kept = sorted(keyed[-keyed_kept:] + unkeyed[-UNKEYED_OPS_KEPT:], key=lambda o: float(o["at"]))
+    kept_ids = {o["id"] for o in kept}
+    dropped_at = [float(o["at"]) for o in before if o["id"] not in kept_ids]
+    if dropped_at:
+        source["ops_dropped_until"] = max(float(source.get("ops_dropped_until") or 0), *dropped_at)
+    source["ops"] = kept
+
+
+def _applied(cart: Cart, operation: Operation) -> bool:
+    """Whether this cart version holds `operation`: its own id (a write whose answer was lost), or the
+    same idempotency key (a retried request). IdempotencyKeyReused if the key came with another request."""
+    key_ttl = int(conf.get("CART_IDEMPOTENCY_KEY_TTL"))
+    for op in cart.source.get("ops") or []:
+        if op.get("id") == operation.id:
+            return True
+        if operation.key is not None and op.get("key") == operation.key and time.time() - float(op["at"]) < key_ttl:
+            if op.get("fp") != operation.fingerprint:
+                raise IdempotencyKeyReused(
+                    "This idempotency key was already used for a different change of this cart; "
+                    "use a new key for a new change."
+                )
+            return True
+    return False
+
+
+def _replay(cart: Cart, operation: Operation) -> Cart | None:
+    """The answer to a request whose key this cart already holds (None: not applied yet)."""
+    if operation.key is None or not _applied(cart, operation):
+        return None
+    return dataclasses.replace(cart, replayed=True)
+
+
+def _outcome_unknown() -> CartOutcomeUnknown:
+    return CartOutcomeUnknown(
+        "We could not confirm whether your cart change was saved: the database stopped answering. Look at "
+        "your cart before trying again (an API client may retry with the same Idempotency-Key)."
+    )
+
+
+def _read_resolving(cart_id: str) -> Cart:
+    """The real-time GET that resolves a lost answer, retried a few times with backoff while the node
+    or the cluster recovers; CartOutcomeUnknown if it never answers."""
+    attempts = max(1, int(conf.get("CART_OUTCOME_READ_ATTEMPTS")))
+    for attempt in range(attempts):
+        try:
+            return get_cart(cart_id=cart_id)
+        except Exception as exc:
+            if not es.is_unavailable(exc):
+                raise
+            logger.warning("resolving a cart write on %s: read %d failed (%r)", cart_id, attempt + 1, exc)
+            if attempt + 1 < attempts:
+                time.sleep(min(1.6, 0.1 * 2**attempt))
+    raise _outcome_unknown()
+
+
+# -- the optimistic-concurrency loop ---------------------------------------------------------------
+
+
+def _apply(*, cart_id: str, mutate: Mutation, operation: Operation, first_read: Cart | None = None) -> Cart:
     """Read the cart, compute the change, write it if nobody else wrote in between; else start over.
     `first_read`: a read the caller just made, used for the first attempt instead of reading again (the
-    write is conditional on its version all the same)."""
+    write is conditional on its version all the same).
+
+    Every attempt writes the same operation id into the document. A write whose answer is lost
+    (connection dropped or timed out, the node died: es.is_unavailable) may or may not have been applied,
+    so the next attempt reads the cart again: if the id is there it was applied, and the answer says so;
+    if the cart moved on without it, that write (conditional on an older version) can never apply; if
+    the cart is unchanged, the next attempt writes at that same version, so of the lost write and the new
+    one at most one can succeed. The operation is applied at most once, and the answer is the truth."""
     ensure_cart_index()
     retries = conf.write_retries()
+    # The version a write with a lost answer was conditional on, while that write may still apply.
+    uncertain: tuple[int | None, int | None] | None = None
+    lost: Exception | None = None
     for attempt in range(retries + 1):
-        cart = first_read if attempt == 0 and first_read is not None else get_cart(cart_id=cart_id)
+        if attempt == 0 and first_read is not None:
+            cart = first_read
+        elif uncertain is not None:
+            cart = _read_resolving(cart_id)
+        else:
+            cart = get_cart(cart_id=cart_id)
+        if uncertain is not None:
+            if _applied(cart, operation):
+                logger.info("cart %s: a write whose answer was lost had been applied", cart_id)
+                return _published(cart, own=None)
+            if (cart.seq_no, cart.primary_term) != uncertain:
+                if float(cart.source.get("ops_dropped_until") or 0) >= operation.started:
+                    raise _outcome_unknown()  # our record may have been pushed out: its absence proves nothing
+                uncertain = None
+        replayed = _replay(cart, operation)
+        if replayed is not None:
+            return replayed
         change = mutate(cart)  # domain errors propagate: nothing was written
         if change is None:
             return cart
-        source = _source_for(cart, change)
+        source = _source_for(cart, change, op=operation.record())
         try:
             if cart.exists:
                 response = _writer().index(
@@ -159,6 +306,12 @@ def _apply(*, cart_id: str, mutate: Mutation, first_read: Cart | None = None) ->
             if attempt < retries:
                 _backoff(attempt)
             continue
+        except Exception as exc:
+            if not es.is_unavailable(exc):
+                raise
+            logger.warning("cart %s: the answer to a write was lost (%r); reading it back", cart_id, exc)
+            uncertain, lost = (cart.seq_no, cart.primary_term), exc
+            continue
         _fault_after_write()
         written = Cart(
             id=cart_id,
@@ -168,10 +321,34 @@ def _apply(*, cart_id: str, mutate: Mutation, first_read: Cart | None = None) ->
             primary_term=int(response["_primary_term"]),
             source=source,
         )
-        # Only now, with the write acknowledged, do its events exist.
-        events.emit(change.events)
-        return written
+        # Only now, with the write acknowledged, do its events exist; publish them at once.
+        return _published(written, own=[event["eventId"] for event in change.events])
+    if uncertain is not None:
+        cart = _read_resolving(cart_id)
+        if _applied(cart, operation):
+            return _published(cart, own=None)
+        if (cart.seq_no, cart.primary_term) == uncertain or lost is None:
+            raise _outcome_unknown()
+        raise lost  # not applied, and it never will be: the usual 503, "nothing was changed", is the truth
     raise _busy()
+
+
+def _published(cart: Cart, *, own: list[str] | None) -> Cart:
+    """The fast path of the events: publish what this request wrote (None: whatever is pending) and
+    remove it from the cart. Best effort: what is left, the relay publishes."""
+    events.ensure_relay_thread()
+    if not events.pending_entries(cart):
+        return cart
+    try:
+        published = events.publish_pending(
+            cart=cart, own=own or (), grace=0.0 if own is None else None, clear_attempts=1 if own else 3
+        )
+        return published.cart
+    except Exception as exc:
+        if es.is_unavailable(exc):  # the change is stored with its events; the relay sends them later
+            logger.warning("cart %s: publishing its events failed (%r); the relay will", cart.id, exc)
+            return cart
+        raise
 
 
 # -- validation --------------------------------------------------------------------------------------
@@ -237,9 +414,24 @@ def _event(event_type: str, cart: Cart, **fields: Any) -> dict[str, Any]:
 # -- the changes ---------------------------------------------------------------------------------------
 
 
-def add_item(*, cart_id: str, product_id: str, quantity: int) -> Cart:
+def _start(*, cart_id: str, key: str | None, request: tuple[Any, ...]) -> tuple[Operation, Cart | None]:
+    """The operation of a write service call, and with an idempotency key, the cart read first: a request
+    already applied is answered from it (`replayed`) before anything is validated again, since what it
+    validated (the product, the line) may have changed since. Without a key there is no extra read."""
+    operation = Operation.new(key=key, request=request)
+    if key is None:
+        return operation, None
+    cart = get_cart(cart_id=cart_id)
+    return operation, _replay(cart, operation) or cart
+
+
+def add_item(*, cart_id: str, product_id: str, quantity: int, idempotency_key: str | None = None) -> Cart:
     """Add `quantity` of a product; an existing line's quantity grows (the line keeps the price it was
-    first added at, so the summary can flag a price change). Returns the cart as written."""
+    first added at, so the summary can flag a price change). Returns the cart as written (`replayed`
+    when `idempotency_key` was applied before: then nothing is written)."""
+    operation, first_read = _start(cart_id=cart_id, key=idempotency_key, request=("add", product_id, quantity))
+    if first_read is not None and first_read.replayed:
+        return first_read
     quantity = _check_quantity(quantity)
     product = _available_product(product_id)
 
@@ -265,11 +457,14 @@ def add_item(*, cart_id: str, product_id: str, quantity: int) -> Cart:
         event = _event("item_added", cart, product_id=product.id, old_quantity=old, new_quantity=new, sku=product.sku)
         return Change(lines=lines, currency=product.currency, events=[event])
 
-    return _apply(cart_id=cart_id, mutate=mutate)
+    return _apply(cart_id=cart_id, mutate=mutate, operation=operation, first_read=first_read)
 
 
-def set_quantity(*, cart_id: str, product_id: str, quantity: int) -> Cart:
+def set_quantity(*, cart_id: str, product_id: str, quantity: int, idempotency_key: str | None = None) -> Cart:
     """Set a line's quantity (1..maximum, within stock). LineNotFound if the cart has no such line."""
+    operation, current = _start(cart_id=cart_id, key=idempotency_key, request=("set", product_id, quantity))
+    if current is not None and current.replayed:
+        return current
     quantity = _check_quantity(quantity)
 
     def line_of(cart: Cart) -> Line:
@@ -278,7 +473,7 @@ def set_quantity(*, cart_id: str, product_id: str, quantity: int) -> Cart:
             raise LineNotFound("This product is not in your cart.")
         return line
 
-    current = get_cart(cart_id=cart_id)
+    current = current or get_cart(cart_id=cart_id)
     line_of(current)  # report a missing line before looking up the product
     product = _available_product(product_id)
 
@@ -292,11 +487,14 @@ def set_quantity(*, cart_id: str, product_id: str, quantity: int) -> Cart:
             lines=_replace_line(cart.lines, _with_quantity(line, quantity)), currency=cart.currency, events=[event]
         )
 
-    return _apply(cart_id=cart_id, mutate=mutate, first_read=current)
+    return _apply(cart_id=cart_id, mutate=mutate, operation=operation, first_read=current)
 
 
-def remove_item(*, cart_id: str, product_id: str) -> Cart:
+def remove_item(*, cart_id: str, product_id: str, idempotency_key: str | None = None) -> Cart:
     """Remove a line (also one whose product is gone). LineNotFound if the cart has no such line."""
+    operation, first_read = _start(cart_id=cart_id, key=idempotency_key, request=("remove", product_id))
+    if first_read is not None and first_read.replayed:
+        return first_read
 
     def mutate(cart: Cart) -> Change:
         line = cart.line(product_id)
@@ -306,11 +504,14 @@ def remove_item(*, cart_id: str, product_id: str) -> Cart:
         event = _event("item_removed", cart, product_id=product_id, old_quantity=line.quantity, new_quantity=0)
         return Change(lines=lines, currency=cart.currency, events=[event])
 
-    return _apply(cart_id=cart_id, mutate=mutate)
+    return _apply(cart_id=cart_id, mutate=mutate, operation=operation, first_read=first_read)
 
 
-def clear_cart(*, cart_id: str) -> Cart:
+def clear_cart(*, cart_id: str, idempotency_key: str | None = None) -> Cart:
     """Empty the cart. One `cleared` event listing the lines that were removed; none if already empty."""
+    operation, first_read = _start(cart_id=cart_id, key=idempotency_key, request=("clear",))
+    if first_read is not None and first_read.replayed:
+        return first_read
 
     def mutate(cart: Cart) -> Change | None:
         if not cart.lines:
@@ -325,13 +526,17 @@ def clear_cart(*, cart_id: str) -> Cart:
         )
         return Change(lines=[], currency=conf.default_currency(), events=[event])
 
-    return _apply(cart_id=cart_id, mutate=mutate)
+    return _apply(cart_id=cart_id, mutate=mutate, operation=operation, first_read=first_read)
 
 
 def delete_cart(*, cart_id: str) -> bool:
     """Delete a cart document outright (its owner's account was deleted). True if there was one.
-    No event: the account, not the cart, is what went away."""
+    No event of its own (the account, not the cart, is what went away), but the events of its changes
+    that are still pending are published first (best effort: with NATS down they are lost with it)."""
     ensure_cart_index()
+    cart = _published(get_cart(cart_id=cart_id), own=None)
+    if events.pending_entries(cart):
+        logger.error("cart %s deleted with %d unpublished event(s)", cart_id, len(events.pending_entries(cart)))
     try:
         _writer().delete(index=carts_alias(), id=cart_id)
     except NotFoundError:
@@ -356,7 +561,9 @@ def delete_abandoned_guest_carts(*, idle_days: int, dry_run: bool = False) -> in
             "filter": [
                 {"term": {"kind": "anonymous"}},
                 {"range": {"updated_at": {"lt": f"now-{int(idle_days)}d"}}},
-            ]
+            ],
+            # Its events must reach the stream first (the relay publishes them and clears the flag).
+            "must_not": [{"term": {"has_pending_events": True}}],
         }
     }
     client = es.client()
@@ -466,7 +673,7 @@ def _apply_claim(*, claim: dict[str, Any], target_id: str) -> list[MergedLine]:
             events=change_events,
         )
 
-    _apply(cart_id=target_id, mutate=mutate)
+    _apply(cart_id=target_id, mutate=mutate, operation=Operation.new(key=None, request=("merge", claim["id"])))
     return outcome
 
 
@@ -510,6 +717,13 @@ def merge_anonymous_cart(*, anon_cart_id: str, user_id: int) -> MergeResult:
                     if_primary_term=anon.primary_term,
                 )
                 continue  # the next round applies the claim and deletes the anonymous cart
+            if events.pending_entries(anon):
+                # The anonymous cart's own events go out before it does; if NATS is down they stay, and
+                # the emptied cart with them, for the relay (the guest-cart clean-up deletes it later).
+                published = _published(anon, own=None)
+                if events.pending_entries(published):
+                    return result
+                anon = published
             _writer().delete(
                 index=carts_alias(), id=anon_cart_id, if_seq_no=anon.seq_no, if_primary_term=anon.primary_term
             )

@@ -14,7 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from cart import conf, selectors, services
-from cart.forms import AddToCartForm, ProductForm, UpdateQuantityForm, first_error
+from cart.forms import AddToCartForm, IdempotentForm, ProductForm, UpdateQuantityForm, first_error
 from cart.owners import SESSION_KEY, anonymous_cart_id, cart_id_for_request, session_anon_id
 from shopcart.errors import DomainError
 
@@ -74,7 +74,9 @@ def add(request: HttpRequest) -> HttpResponse:
         request.session.save()
     quantity = form.cleaned_data["quantity"]
     try:
-        cart = services.add_item(cart_id=cart_id, product_id=form.cleaned_data["product_id"], quantity=quantity)
+        cart = services.add_item(
+            cart_id=cart_id, product_id=form.cleaned_data["product_id"], quantity=quantity, idempotency_key=form.key()
+        )
     except DomainError as exc:
         messages.error(request, exc.message)
         return _back(request, target)
@@ -98,7 +100,9 @@ def update(request: HttpRequest) -> HttpResponse:
         messages.error(request, "This product is not in your cart.")
         return _back(request)
     try:
-        cart = services.set_quantity(cart_id=cart_id, product_id=product_id, quantity=quantity)
+        cart = services.set_quantity(
+            cart_id=cart_id, product_id=product_id, quantity=quantity, idempotency_key=form.key()
+        )
     except DomainError as exc:
         messages.error(request, exc.message)
         return _back(request)
@@ -120,7 +124,7 @@ def remove(request: HttpRequest) -> HttpResponse:
         return _back(request)
     before = selectors.get_cart(cart_id=cart_id).line(product_id)
     try:
-        services.remove_item(cart_id=cart_id, product_id=product_id)
+        services.remove_item(cart_id=cart_id, product_id=product_id, idempotency_key=form.key())
     except DomainError as exc:
         messages.error(request, exc.message)
         return _back(request)
@@ -130,10 +134,12 @@ def remove(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def clear(request: HttpRequest) -> HttpResponse:
+    form = IdempotentForm(request.POST)
+    form.is_valid()  # an optional token only: nothing to refuse
     cart_id = cart_id_for_request(request)
     if cart_id is not None:
         try:
-            services.clear_cart(cart_id=cart_id)
+            services.clear_cart(cart_id=cart_id, idempotency_key=form.key())
         except DomainError as exc:
             messages.error(request, exc.message)
             return _back(request)

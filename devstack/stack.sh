@@ -77,7 +77,7 @@ redis_up() {
   local pidfile="$RUN/redis.pid" log="$LOGS/redis.log"
   if pid_alive "$pidfile" && redis_ping; then say "redis: already running on 127.0.0.1:$REDIS_PORT"; return; fi
   mkdir -p "$DATA/redis"
-  # appendonly: the cart-event outbox lives in Redis and must survive a Redis restart.
+  # appendonly: sessions, token revocations and throttling counters survive a Redis restart.
   redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$DATA/redis" --appendonly yes \
     --appendfsync everysec --daemonize yes --pidfile "$pidfile" --logfile "$log" --save "" >/dev/null
   for _ in $(seq 1 $((START_TIMEOUT * 10))); do redis_ping && { say "redis: up on 127.0.0.1:$REDIS_PORT"; return; }; sleep 0.1; done

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import elastic_transport
 import redis.exceptions
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from ninja import Schema
 
+from shopcart import es
 from shopcart.eventbus import EventBusUnavailable
 
-# Exceptions raised when Elasticsearch, Redis or NATS cannot be reached; each becomes a 503.
+# Exceptions raised when Redis or NATS cannot be reached; each becomes a 503 (Elasticsearch: es.is_unavailable).
 DEPENDENCY_ERRORS: dict[type[BaseException], str] = {
-    elastic_transport.ConnectionError: "elasticsearch",
-    elastic_transport.ConnectionTimeout: "elasticsearch",
     redis.exceptions.ConnectionError: "redis",
     redis.exceptions.TimeoutError: "redis",
     EventBusUnavailable: "nats",
@@ -21,14 +19,13 @@ DEPENDENCY_ERRORS: dict[type[BaseException], str] = {
 
 
 def unavailable_dependency(exc: BaseException | None) -> str | None:
-    """The name of the dependency whose failure `exc` reports, or None if it is something else."""
+    """The name of the dependency whose failure `exc` reports, or None if it is something else. The one
+    place that decides what becomes the dependency-down 503 (API, pages and sessions all ask it)."""
+    if es.is_unavailable(exc):
+        return "elasticsearch"
     for exc_type, name in DEPENDENCY_ERRORS.items():
         if isinstance(exc, exc_type):
             return name
-    # Elasticsearch answering 503 itself (e.g. no shard available while it recovers).
-    status = getattr(getattr(exc, "meta", None), "status", None)
-    if status == 503 and type(exc).__module__.startswith("elasticsearch"):
-        return "elasticsearch"
     return None
 
 
@@ -85,6 +82,19 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class Unprocessable(DomainError):
+    """Well-formed, but cannot be done as asked (e.g. an Idempotency-Key reused with another request)."""
+
+    code = "unprocessable"
+
+
+class Unavailable(DomainError):
+    """A dependency failed in a way the service has already examined and can describe better than the
+    generic "nothing was changed" 503 (e.g. a write whose outcome could not be confirmed)."""
+
+    code = "service_unavailable"
+
+
 class Throttled(DomainError):
     code = "throttled"
 
@@ -99,7 +109,9 @@ STATUS_FOR_KIND: dict[type[DomainError], int] = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    Unprocessable: 422,
     Throttled: 429,
+    Unavailable: 503,
 }
 
 
@@ -114,6 +126,8 @@ def domain_error_response(error: DomainError) -> JsonResponse:
     response = error_response(status=status_for(error), code=error.code, message=error.message, fields=error.fields)
     if isinstance(error, Throttled):
         response["Retry-After"] = str(error.retry_after)
+    elif isinstance(error, Unavailable):
+        response["Retry-After"] = "5"
     return response
 
 

@@ -1,5 +1,6 @@
 """The one Elasticsearch connection, shared by every app through elasticsearch-dsl's registry."""
 
+import elastic_transport
 from django.conf import settings
 from elasticsearch import Elasticsearch
 from elasticsearch_dsl import connections
@@ -43,3 +44,46 @@ def replica_settings() -> dict[str, str]:
     `auto_expand_replicas` "0-1" an index is green on one node and has a copy on another node as
     soon as the cluster has two, so one node's loss loses no acknowledged write."""
     return {"auto_expand_replicas": settings.ELASTICSEARCH_AUTO_EXPAND_REPLICAS}
+
+
+# Answers that mean "Elasticsearch (or the node we reached) cannot serve this now", not "this request is
+# wrong": a node dying or unreachable behind the coordinating node, a shard with no live copy, a cluster
+# without a master or with a write block. Statuses first; the error types cover those some versions
+# answer with another status (cluster_block_exception is 403 for a read-only index).
+UNAVAILABLE_STATUSES = frozenset({502, 503, 504})
+UNAVAILABLE_ERROR_TYPES = frozenset(
+    {
+        "node_not_connected_exception",
+        "node_disconnected_exception",
+        "node_closed_exception",
+        "connect_transport_exception",
+        "no_shard_available_action_exception",
+        "unavailable_shards_exception",
+        "cluster_block_exception",
+        "master_not_discovered_exception",
+        "no_node_available_exception",
+    }
+)
+
+
+def _error_types(exc: elastic_transport.ApiError) -> set[str]:
+    types = {str(exc.message)}
+    error = exc.body.get("error") if isinstance(exc.body, dict) else None
+    if isinstance(error, dict):
+        types.add(str(error.get("type", "")))
+        types.update(str(cause.get("type", "")) for cause in error.get("root_cause") or [] if isinstance(cause, dict))
+        caused_by = error.get("caused_by")
+        if isinstance(caused_by, dict):
+            types.add(str(caused_by.get("type", "")))
+    return types
+
+
+def is_unavailable(exc: BaseException | None) -> bool:
+    """True when `exc` says Elasticsearch is unreachable or cannot serve the request at the moment: the
+    one rule that turns such failures into the dependency-down 503 (shopcart.errors), and that tells a
+    cart write its outcome is unknown (cart.services)."""
+    if isinstance(exc, elastic_transport.ConnectionError | elastic_transport.ConnectionTimeout):
+        return True  # TlsError is a ConnectionError
+    if isinstance(exc, elastic_transport.ApiError):
+        return exc.meta.status in UNAVAILABLE_STATUSES or bool(_error_types(exc) & UNAVAILABLE_ERROR_TYPES)
+    return False

@@ -6,7 +6,7 @@ for the result with a timeout. No connection is opened per request, and a proces
 gunicorn starts its own loop and connection on first use instead of inheriting the parent's.
 
 When NATS is down the client keeps reconnecting in the background, and every call fails fast
-with `EventBusUnavailable` instead of waiting, so callers can fall back (the cart outbox does).
+with `EventBusUnavailable` instead of waiting, so callers can fall back (cart events stay pending in their cart).
 """
 
 from __future__ import annotations

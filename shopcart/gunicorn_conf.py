@@ -19,9 +19,13 @@ errorlog = "-"
 def post_worker_init(worker: Any) -> None:
     """On SIGTERM: /readyz answers 503 and the worker stops taking new connections at once, while its
     in-flight requests finish (shopcart/lifecycle.py)."""
+    from cart import events
     from shopcart import lifecycle
 
     lifecycle.install_drain_on_sigterm(worker)
+    # Every worker relays pending cart events from its start, not only after its first cart write: a
+    # worker that never writes a cart must still publish what a killed one left behind.
+    events.ensure_relay_thread()
 
 
 def worker_int(worker: Any) -> None:

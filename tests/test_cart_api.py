@@ -273,7 +273,8 @@ def test_the_cart_document_is_the_users_and_nobody_elses() -> None:
 
 def test_the_postman_collection_drives_the_whole_flow() -> None:
     """Runs docs/postman's requests in order through the app, with the collection's variables, the
-    variables its scripts set (email, authToken, productId) and the statuses its tests expect."""
+    variables its scripts set (email, authToken, productId, idempotencyKey), its headers and the statuses
+    its tests expect."""
     import json
     import re
     from pathlib import Path
@@ -294,9 +295,15 @@ def test_the_postman_collection_drives_the_whole_flow() -> None:
         scripts = {event["listen"]: "\n".join(event["script"]["exec"]) for event in item.get("event", [])}
         if "pm.collectionVariables.set('email'" in scripts.get("prerequest", ""):
             variables["email"] = f"postman-{unique()}@example.com"
+        if "pm.collectionVariables.set('idempotencyKey'" in scripts.get("prerequest", ""):
+            variables["idempotencyKey"] = unique("postman-")
         request = item["request"]
         url = fill(request["url"]["raw"]).removeprefix(variables["baseUrl"])
-        headers = {}
+        headers = {
+            f"HTTP_{header['key'].upper().replace('-', '_')}": fill(header["value"])
+            for header in request["header"]
+            if header["key"] not in ("Accept", "Content-Type")
+        }
         if request["auth"]["type"] == "bearer":
             headers["HTTP_AUTHORIZATION"] = f"Bearer {fill(request['auth']['bearer'][0]['value'])}"
         body = fill(request["body"]["raw"]) if "body" in request else None
@@ -316,6 +323,9 @@ def test_the_postman_collection_drives_the_whole_flow() -> None:
             variables["authToken"] = response.json()["auth_token"]
         if "pm.collectionVariables.set('productId', product.id)" in tests:
             variables["productId"] = next(p for p in response.json()["items"] if p["stock"] > 0)["id"]
+        if "Idempotent-Replayed" in tests:
+            assert response["Idempotent-Replayed"] == "true"
+            assert response.json()["lines"][0]["quantity"] == 1
         if item["name"] == "5. Cart summary":
             summary = response.json()
             assert set(summary) == {"lines", "itemCount", "lineCount", "subtotal", "currency"}

@@ -1,6 +1,7 @@
 """Cart events on the real NATS JetStream: one event per change with the right payload, published
 after the write; with NATS down the requests still succeed and every event arrives once it is back
-(from the Redis outbox), none twice by id; the `cart_events` command follows and relays."""
+(pending in its cart document until then), none twice by id; the `cart_events` command follows and
+relays."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from django.conf import settings as django_settings
 from django.core.management import call_command
 
 from cart import events, services
+from cart.selectors import get_cart
 from shopcart.eventbus import EventBusUnavailable, NatsPublisher
 from tests.conftest import stack
 from tests.test_cart_support import (
@@ -59,9 +61,8 @@ def _events(count: int) -> list[dict[str, Any]]:
     return [message["event"] for message in messages]
 
 
-def _outbox_ids() -> list[str]:
-    raw = events._redis().lrange(events.outbox_key(), 0, -1)
-    return [events.OutboxEntry.parse(entry).event["eventId"] for entry in raw]
+def _pending_ids(cart_id: str) -> list[str]:
+    return [events.entry_id(entry) for entry in events.pending_entries(get_cart(cart_id=cart_id))]
 
 
 def _check_common(event: dict[str, Any], *, owner: str, user_id: int | None, started: float) -> None:
@@ -106,7 +107,7 @@ def test_every_change_publishes_one_event_with_its_payload() -> None:
     assert len({e["eventId"] for e in found}) == 7
     time.sleep(1)
     assert len(stream_messages(_stream())) == 7  # nothing else arrives later
-    assert events.pending_count() == 0
+    assert _pending_ids(owner) == []  # each request published its event and removed it from the cart
 
 
 def test_merge_publishes_merged_events(settings: Any) -> None:
@@ -133,14 +134,15 @@ def _dead_publisher(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(events, "publisher", lambda: dead)
 
 
-def test_events_wait_in_the_outbox_and_the_relay_command_delivers_them(monkeypatch, settings: Any) -> None:
+def test_events_wait_in_their_cart_and_the_relay_command_delivers_them(monkeypatch, settings: Any) -> None:
     settings.CART_RELAY_THREAD = False
     product = make_product(stock=20)
-    client = api_client(make_user())
+    user = make_user()
+    client = api_client(user)
     _dead_publisher(monkeypatch)
     for _ in range(3):
         assert post_json(client, CART, {"productId": product.id, "quantity": 1}).status_code == 200
-    waiting = _outbox_ids()
+    waiting = _pending_ids(f"user-{user.pk}")
     assert len(waiting) == 3
     assert stream_messages(_stream()) == []
     monkeypatch.undo()
@@ -150,21 +152,25 @@ def test_events_wait_in_the_outbox_and_the_relay_command_delivers_them(monkeypat
 
     assert "published 3; 0 waiting" in out.getvalue()
     assert [e["eventId"] for e in _events(3)] == waiting  # in order
-    assert events.pending_count() == 0
+    assert _pending_ids(f"user-{user.pk}") == []
 
 
-def test_a_re_sent_event_is_stored_once(monkeypatch) -> None:
+def test_a_re_sent_event_is_stored_once(monkeypatch, settings: Any) -> None:
+    settings.CART_RELAY_THREAD = False
     product = make_product()
-    client = api_client(make_user())
-    # The ack arrived but the removal from the outbox was lost (say the process died in between).
-    monkeypatch.setattr(events, "_remove", lambda entry: None)
+    user = make_user()
+    client = api_client(user)
+    # The ack arrived but the removal from the cart was lost (say the process died in between).
+    monkeypatch.setattr(events, "_clear", lambda cart, published, attempts: cart)
     post_json(client, CART, {"productId": product.id, "quantity": 1})
     monkeypatch.undo()
-    assert len(_outbox_ids()) == 1
+    assert len(_pending_ids(f"user-{user.pk}")) == 1
+    assert len(_events(1)) == 1
 
-    result = events.relay_outbox(grace=0)
+    result = events.relay_pending(grace=0, refresh=True)
 
     assert (result.published, result.remaining) == (1, 0)
+    assert _pending_ids(f"user-{user.pk}") == []
     assert len(_events(1)) == 1
     time.sleep(0.5)
     assert len(stream_messages(_stream())) == 1  # JetStream dropped the duplicate message id
@@ -191,7 +197,7 @@ def test_the_follow_command_prints_the_events() -> None:
 @pytest.mark.slow
 def test_with_nats_stopped_requests_succeed_and_every_event_arrives_after_restart(settings: Any) -> None:
     settings.CART_RELAY_INTERVAL = 0.5
-    settings.CART_OUTBOX_GRACE_SECONDS = 1.0
+    settings.CART_RELAY_GRACE_SECONDS = 1.0
     products = [make_product(stock=100) for _ in range(2)]
     user = make_user()
     client = api_client(user)
@@ -211,7 +217,7 @@ def test_with_nats_stopped_requests_succeed_and_every_event_arrives_after_restar
         assert statuses == [200] * 6
         body = client.get(CART).json()
         assert body["itemCount"] == 0
-        waiting = _outbox_ids()
+        waiting = _pending_ids(f"user-{user.pk}")
         assert len(waiting) == 6
     finally:
         stack("start", "nats")
@@ -229,6 +235,6 @@ def test_with_nats_stopped_requests_succeed_and_every_event_arrives_after_restar
         "item_added",
         "cleared",
     ]
-    wait_for(lambda: events.pending_count() == 0, timeout=10)
+    wait_for(lambda: _pending_ids(f"user-{user.pk}") == [], timeout=10)
     time.sleep(2)  # two more relay rounds: still no duplicate
     assert [m["event"]["eventId"] for m in stream_messages(_stream())] == ids

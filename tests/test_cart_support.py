@@ -1,7 +1,7 @@
 """Fixtures and helpers shared by the cart tests (this module has no tests of its own).
 
-Each test gets its own JetStream stream, subject prefix and outbox key, so event counts are exact and
-parallel runs never see each other. User ids restart after each test's rollback, so a new user's
+Each test gets its own JetStream stream and subject prefix, so event counts are exact and parallel runs
+never see each other. User ids restart after each test's rollback, so a new user's
 cart document (`user-<id>`) is deleted when the user is made."""
 
 from __future__ import annotations
@@ -43,12 +43,11 @@ def delete_stream(name: str) -> None:
 
 @pytest.fixture
 def cart_events_env(settings: Any) -> Iterator[dict[str, str]]:
-    """A stream, subject prefix and outbox of this test's own."""
+    """A stream and subject prefix of this test's own."""
     tag = unique()
     env = {
         "CART_EVENTS_STREAM": f"CART_T{settings.TEST_RUN_ID}_{tag}".upper(),
         "CART_EVENTS_SUBJECT_PREFIX": f"t{settings.TEST_RUN_ID}{tag}.cart",
-        "CART_OUTBOX_KEY": f"cart:outbox:{tag}",
     }
     for name, value in env.items():
         setattr(settings, name, value)

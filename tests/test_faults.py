@@ -9,7 +9,7 @@ For each service, while a few client threads keep adding to one cart and reading
 * no acknowledged cart update is lost and none was applied behind a 503: the line's final quantity
   equals the number of 200 answers;
 * every acknowledged add's event arrives on the stream exactly once (by eventId), also those that
-  waited in the outbox while NATS was down.
+  waited in their cart document while NATS was down.
 
 The deterministic tests at the end inject the failure at the exact moment a real outage can only hit
 by chance (between the Elasticsearch write and what follows it), in-process.
@@ -40,10 +40,9 @@ import redis.exceptions
 from django.conf import settings
 from django.core.cache import cache
 from django.test import Client
-from django_redis import get_redis_connection
 
 from cart import events, selectors
-from shopcart.eventbus import EventBusUnavailable
+from shopcart.eventbus import EventBusUnavailable, NatsPublisher
 from tests.conftest import stack
 from tests.gunicorn_server import gunicorn, manage
 from tests.test_cart_support import (
@@ -140,7 +139,6 @@ class Shop:
     users: dict[str, dict[str, Any]]
     stream: str
     prefix: str
-    outbox_key: str
     log: Path
 
     def browser(self, token_of: str | None = None) -> Browser:
@@ -153,8 +151,12 @@ class Shop:
         assert response.status == 302, response.text[:500]
         return browser
 
-    def outbox_length(self) -> int:
-        return int(get_redis_connection("default").llen(cache.make_key(self.outbox_key)))
+    def pending_events(self) -> int:
+        """Events still waiting in the cart documents of the test's users (published ones are removed)."""
+        return sum(
+            len(events.pending_entries(selectors.get_cart(cart_id=f"user-{user['id']}")))
+            for user in self.users.values()
+        )
 
 
 _MAKE_USERS = f"""
@@ -173,12 +175,11 @@ print("USERS=" + json.dumps(users))
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     """gunicorn on a free port with the test settings, its own SQLite file, its own event stream, subject
-    prefix and outbox (read from the environment by the settings), and a quick outbox relay."""
+    prefix (read from the environment by the settings), and a quick event relay."""
     tmp = tmp_path_factory.mktemp("faults")
     tag = uuid.uuid4().hex[:8]
     stream = f"CART_FAULTS_{settings.TEST_RUN_ID}_{tag}".upper()
     prefix = f"faults{settings.TEST_RUN_ID}{tag}.cart"
-    outbox_key = f"cart:outbox:faults:{tag}"
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "shopcart.settings.test",
@@ -187,9 +188,8 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
         "CART_MAX_QUANTITY_PER_LINE": "5000",
         "CART_EVENTS_STREAM": stream,
         "CART_EVENTS_SUBJECT_PREFIX": prefix,
-        "CART_OUTBOX_KEY": outbox_key,
         "CART_RELAY_INTERVAL": "0.3",
-        "CART_OUTBOX_GRACE_SECONDS": "1",
+        "CART_RELAY_GRACE_SECONDS": "1",
         "GUNICORN_WORKERS": "2",
         "GUNICORN_THREADS": "4",
         "GUNICORN_ACCESSLOG": "/dev/null",
@@ -200,9 +200,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
 
     try:
         with gunicorn(env=env, log_path=tmp / "gunicorn.log") as port:
-            yield Shop(
-                port=port, users=users, stream=stream, prefix=prefix, outbox_key=outbox_key, log=tmp / "gunicorn.log"
-            )
+            yield Shop(port=port, users=users, stream=stream, prefix=prefix, log=tmp / "gunicorn.log")
     finally:
         delete_stream(stream)
 
@@ -473,11 +471,11 @@ def _recovered(shop: Shop, service: str, product_id: str) -> bool:
         return shop.browser("prober").get("/api/user/cart").status == 200
     if service == "redis":
         return shop.browser("prober").get("/api/me").status == 200
-    # NATS: events published right away again, so nothing stays in the outbox.
+    # NATS: events published right away again, so none stays pending in a cart.
     response = shop.browser("prober").request(
         "POST", "/api/user/cart", json_body={"productId": product_id, "quantity": 1}
     )
-    return response.status == 200 and shop.outbox_length() == 0
+    return response.status == 200 and shop.pending_events() == 0
 
 
 def _events_for(shop: Shop, owner: str, product_id: str) -> list[dict[str, Any]] | None:
@@ -556,7 +554,7 @@ def test_a_stopped_service_gives_503s_only_where_needed_and_nothing_is_lost(shop
     quantity = next((line["quantity"] for line in cart["lines"] if line["productId"] == counted.id), 0)
     assert quantity == acknowledged
 
-    # Every acknowledged add's event, exactly once, also those that waited for NATS in the outbox.
+    # Every acknowledged add's event, exactly once, also those that waited for NATS in their cart.
     owner = f"user-{shop.users['loader']['id']}"
     found = wait_for(
         lambda: (e := _events_for(shop, owner, counted.id)) is not None and len(e) >= acknowledged and e,
@@ -566,7 +564,7 @@ def test_a_stopped_service_gives_503s_only_where_needed_and_nothing_is_lost(shop
     ids = [event["eventId"] for event in found]
     assert len(ids) == len(set(ids)) == acknowledged
     assert sorted(event["newQuantity"] for event in found) == list(range(1, acknowledged + 1))
-    assert shop.outbox_length() == 0
+    wait_for(lambda: shop.pending_events() == 0, timeout=10)
     assert "Internal Server Error" not in shop.log.read_text()
 
 
@@ -607,19 +605,23 @@ def test_an_applied_change_is_acknowledged_when_its_summary_cannot_be_read(monke
 
 @pytest.mark.django_db
 @pytest.mark.usefixtures("cart_events_env")
-def test_an_event_that_cannot_be_queued_is_published_directly(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Redis failing between the cart write and the outbox append: the change is acknowledged (it was
-    applied) and its event goes to NATS without the outbox."""
+def test_an_event_that_cannot_be_published_waits_in_its_cart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NATS failing right after the cart write: the change is acknowledged (it was applied) and its
+    event, written with it, waits in the cart document until the relay publishes it, once."""
     product = make_product(stock=10)
-    client = api_client(make_user())
-    monkeypatch.setattr(events, "_redis", _redis_down)
+    user = make_user()
+    client = api_client(user)
+    dead = NatsPublisher(url="nats://127.0.0.1:1", timeout=0.3)
+    monkeypatch.setattr(events, "publisher", lambda: dead)
 
     response = post_json(client, "/api/user/cart", {"productId": product.id, "quantity": 1})
 
     assert response.status_code == 200, response.content
+    assert len(events.pending_entries(selectors.get_cart(cart_id=f"user-{user.pk}"))) == 1
     monkeypatch.undo()
+    events.relay_pending(grace=0, refresh=True)
     assert len(wait_for(lambda: _added_events(product.id))) == 1
-    assert events.pending_count() == 0
+    assert events.pending_entries(selectors.get_cart(cart_id=f"user-{user.pk}")) == []
 
 
 @pytest.mark.django_db

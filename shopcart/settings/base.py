@@ -97,7 +97,7 @@ REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
 
 
 def redis_cache(url: str, *, key_prefix: str) -> dict[str, object]:
-    """The one cache configuration; sessions, throttling, offers and the cart outbox all use it through
+    """The one cache configuration; sessions, throttling, offers and token revocations all use it through
     Django's cache or `get_redis_connection("default")`, so Sentinel applies to every Redis use."""
     options: dict[str, object] = {
         "CLIENT_CLASS": "django_redis.client.DefaultClient",
@@ -190,16 +190,20 @@ CART_EVENTS_SUBJECT_PREFIX = env.str("CART_EVENTS_SUBJECT_PREFIX", default="cart
 # per NATS_URL address, at most 3, so a 3-server cluster keeps every acknowledged event through the
 # loss of one server. JetStream allows 1 to 5, and at most the cluster's size.
 CART_EVENTS_STREAM_REPLICAS = max(1, min(5, env.int("CART_EVENTS_STREAM_REPLICAS", default=min(3, len(NATS_URLS)))))
-# Redis list of events NATS has not acknowledged yet (the cache KEY_PREFIX goes in front).
-CART_OUTBOX_KEY = env.str("CART_OUTBOX_KEY", default="cart:outbox")
-# The relay leaves events younger than this to the request that is publishing them right now.
-CART_OUTBOX_GRACE_SECONDS = env.float("CART_OUTBOX_GRACE_SECONDS", default=3.0)
-# A daemon thread per process relays the outbox every CART_RELAY_INTERVAL seconds.
+# A change's events wait in its cart document until JetStream acknowledged them (cart.events). The relay
+# leaves events younger than this to the request that is publishing them right now.
+CART_RELAY_GRACE_SECONDS = env.float("CART_RELAY_GRACE_SECONDS", default=3.0)
+# A daemon thread per process relays pending events every CART_RELAY_INTERVAL seconds.
 CART_RELAY_THREAD = env.bool("CART_RELAY_THREAD", default=True)
 CART_RELAY_INTERVAL = env.float("CART_RELAY_INTERVAL", default=2.0)
 # `manage.py cart_cleanup` deletes anonymous carts unchanged for this many days. Keep it above the
 # session lifetime (SESSION_COOKIE_AGE, 14 days): a guest's cart is reachable only through their session.
 CART_GUEST_CART_RETENTION_DAYS = env.int("CART_GUEST_CART_RETENTION_DAYS", default=30)
+# Idempotency keys (API header, page form token) a cart remembers: the last N, for at most TTL seconds.
+CART_IDEMPOTENCY_KEYS_KEPT = env.int("CART_IDEMPOTENCY_KEYS_KEPT", default=50)
+CART_IDEMPOTENCY_KEY_TTL = env.int("CART_IDEMPOTENCY_KEY_TTL", default=86400)
+# Reads (with backoff, ~3 s in all for 5) that try to learn whether a write whose answer was lost was applied.
+CART_OUTCOME_READ_ATTEMPTS = env.int("CART_OUTCOME_READ_ATTEMPTS", default=5)
 # TEST ONLY, never in production: `kill` makes the worker SIGKILL itself right after Elasticsearch
 # acknowledged a cart write, before anything else (publishing its events, answering), so the cluster and
 # crash tests can prove that no applied change loses its event. Empty (the default): no fault.

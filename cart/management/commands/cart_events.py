@@ -1,10 +1,10 @@
-"""`manage.py cart_events`: follow the cart event stream, or relay the outbox.
+"""`manage.py cart_events`: follow the cart event stream, or relay the events pending in carts.
 
 manage.py cart_events                    # print new events as JSON lines until Ctrl-C
 manage.py cart_events --from-start       # everything the stream still holds, then new ones
 manage.py cart_events --count 5          # exit after 5 events (scripts, tests)
-manage.py cart_events --relay            # publish events waiting in the Redis outbox, forever
-manage.py cart_events --relay --once     # publish what is waiting now, then exit
+manage.py cart_events --relay            # publish the events pending in cart documents, forever
+manage.py cart_events --relay --once     # publish what is pending now, then exit
 """
 
 from __future__ import annotations
@@ -21,11 +21,12 @@ from nats.aio.client import Client
 from nats.js.api import DeliverPolicy
 
 from cart import conf, events
+from cart.documents import carts_alias
 from shopcart.eventbus import EventBusUnavailable, publisher
 
 
 class Command(BaseCommand):
-    help = "Follow the cart events on NATS JetStream (JSON lines), or relay the Redis outbox (--relay)."
+    help = "Follow the cart events on NATS JetStream (JSON lines), or relay the events pending in carts (--relay)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--from-start", action="store_true", help="start at the oldest event the stream holds")
@@ -33,8 +34,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--idle-timeout", type=float, metavar="SECONDS", help="exit with status 1 after SECONDS without an event"
         )
-        parser.add_argument("--relay", action="store_true", help="publish events waiting in the outbox")
-        parser.add_argument("--once", action="store_true", help="with --relay: one pass over the outbox, then exit")
+        parser.add_argument("--relay", action="store_true", help="publish the events pending in carts")
+        parser.add_argument("--once", action="store_true", help="with --relay: one pass, then exit")
         parser.add_argument(
             "--interval", type=float, default=1.0, metavar="SECONDS", help="with --relay: pause between passes"
         )
@@ -53,14 +54,15 @@ class Command(BaseCommand):
     # -- relay -------------------------------------------------------------------------------------
 
     def _relay(self, *, once: bool, interval: float) -> None:
-        self.stderr.write(f"relaying {events.outbox_key()} to stream {conf.events_stream()}")
+        self.stderr.write(f"relaying the events pending in {carts_alias()}")
         while True:
-            # --once is for operators draining by hand: no grace period, everything waiting goes now.
-            result = events.relay_outbox(grace=0 if once else None, wait_for_lock=True)
+            # --once is for operators draining by hand (and tests): no grace period, and a refresh first so
+            # the search sees every cart written until now; everything pending goes now.
+            result = events.relay_pending(grace=0 if once else None, refresh=once)
             if result.published or once:
                 self.stdout.write(f"published {result.published}; {result.remaining} waiting")
             if result.nats_down:
-                self.stderr.write("NATS is unreachable; events stay in the outbox")
+                self.stderr.write("NATS is unreachable; events stay pending in their carts")
             if once:
                 if result.remaining:
                     sys.exit(1)
