@@ -104,6 +104,15 @@ class Cluster:
         shards = self.es.cat.shards(index=alias, format="json")
         return next(row["node"] for row in shards if row["prirep"] == "p" and row["state"] == "STARTED")
 
+    def hung_node_candidate(self, alias: str) -> str:
+        """The node holding the carts' primary, or, if that is the elected master, the one holding its
+        replica: a write to the carts blocks on either until the cluster drops it. (A hung master adds an
+        election to that and is not measured here; docs/operations.md.)"""
+        master = self.es.cat.master(format="json")[0]["node"]
+        shards = [row for row in self.es.cat.shards(index=alias, format="json") if row["state"] == "STARTED"]
+        primary = next(row["node"] for row in shards if row["prirep"] == "p")
+        return primary if primary != master else next(row["node"] for row in shards if row["prirep"] == "r")
+
     def stream_leader(self, stream: str) -> str:
         async def leader(client: Any) -> str:
             info = await client.jetstream(timeout=5).stream_info(stream)
@@ -538,7 +547,7 @@ def test_sigstop_of_an_elasticsearch_node_and_the_nats_leader(
     shop: Shop, cluster: Cluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Hung, not dead: the processes keep their sockets open and answer nothing for 15 s."""
-    es_node = cluster.carts_primary(shop.carts_alias)
+    es_node = cluster.hung_node_candidate(shop.carts_alias)
     nats_node = cluster.stream_leader(shop.stream)
 
     def pause() -> None:

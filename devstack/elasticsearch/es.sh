@@ -103,11 +103,13 @@ launch() {
   classpath="$BUILD_DIR/build/classes:$(<"$BUILD_DIR/server.classpath")"
   command -v setsid >/dev/null && detach=(setsid)   # own session: survives the calling shell/terminal
   if [[ -n $ES_SEED_HOSTS ]]; then
-    # A node of a cluster. Fault detection: checks every 1 s, 1 s timeouts, 2 retries, so a hung (not dead) node is
-    # dropped in ~3-4 s instead of ~30 s, and writes to shards it held go on without it.
+    # A node of a cluster. Fault detection: checks every 1 s, 1 s timeouts, 2 retries, so a hung (not dead)
+    # node is dropped in ~3-4 s instead of ~30 s, and writes to shards it held go on without it; a
+    # cluster-state update waits 5 s (not 30 s) for a silent node before the next one (its removal) runs.
     discovery=(discovery.seed_hosts="$ES_SEED_HOSTS" cluster.initial_master_nodes="${ES_INITIAL_MASTER_NODES:?}"
       cluster.fault_detection.leader_check.timeout=1s cluster.fault_detection.leader_check.retry_count=2
-      cluster.fault_detection.follower_check.timeout=1s cluster.fault_detection.follower_check.retry_count=2)
+      cluster.fault_detection.follower_check.timeout=1s cluster.fault_detection.follower_check.retry_count=2
+      cluster.publish.timeout=5s)
   else
     discovery=(discovery.type=single-node)
   fi
