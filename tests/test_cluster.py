@@ -501,10 +501,40 @@ def run_fault(
 # -- the faults ------------------------------------------------------------------------------------------
 
 
+def readyz(port: int) -> tuple[int, dict[str, Any]]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", "/readyz")
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def test_readyz_lists_every_node_of_each_cluster(shop: Shop, cluster: Cluster) -> None:
+    status, body = readyz(shop.ports[0])
+    assert status == 200, body
+    checks = body["checks"]
+    assert checks["elasticsearch"]["nodes"] == dict.fromkeys(split_urls(cluster.env["ELASTICSEARCH_URL"]), "up")
+    assert checks["elasticsearch"]["cluster_nodes"] == 3
+    assert checks["nats"]["nodes"] == dict.fromkeys(split_urls(cluster.env["NATS_URL"]), "up")
+    assert checks["redis"]["sentinels"] == dict.fromkeys(split_urls(cluster.env["REDIS_SENTINELS"]), "up")
+    assert list(checks["redis"]["replicas"].values()) == ["up"]
+    assert checks["redis"]["primary"] not in checks["redis"]["replicas"]
+
+
 def test_sigkill_of_the_elasticsearch_node_holding_the_carts_primary(
     shop: Shop, cluster: Cluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
     node = cluster.carts_primary(shop.carts_alias)
+    address = split_urls(cluster.env["ELASTICSEARCH_URL"])[int(node.removeprefix("es")) - 1]
+
+    def readyz_names_the_dead_node() -> None:
+        """The replica stays ready (the shop works) and /readyz says which node is gone."""
+        status, body = readyz(shop.ports[1])
+        assert status == 200, body
+        assert body["checks"]["elasticsearch"]["nodes"][address] == "down", body
+
     run_fault(
         "es-kill-primary",
         shop,
@@ -513,6 +543,7 @@ def test_sigkill_of_the_elasticsearch_node_holding_the_carts_primary(
         inject=lambda: cluster.signal(node, signal.SIGKILL),
         restore=lambda: cluster.start(node),
         hold=DOWN_FOR,
+        during=readyz_names_the_dead_node,
     )
 
 
