@@ -90,8 +90,9 @@ def _database() -> None:
 
 
 def _elasticsearch() -> dict[str, object]:
-    health = es.client().options(request_timeout=PROBE_TIMEOUT, max_retries=0).cluster.health()
     urls = split_urls(settings.ELASTICSEARCH_URL)
+    # Each address at most once: a dead node of several must not make the replica unready.
+    health = es.client().options(request_timeout=PROBE_TIMEOUT, max_retries=len(urls) - 1).cluster.health()
     details: dict[str, object] = {"cluster": health["status"], "cluster_nodes": health["number_of_nodes"]}
     # The colour is reported, not judged: it is cluster-wide, and one red index elsewhere must not take
     # every replica out of rotation.

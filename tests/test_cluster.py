@@ -72,7 +72,8 @@ FIGURES: list[str] = []
 
 def cluster_script(*args: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess[str]:
     command = ["bash", str(SCRIPT), *args]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    env = {**os.environ, "START_TIMEOUT": str(int(HEALTHY_WITHIN))}  # `up` and `wait-healthy` give up first
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         pytest.fail(
             f"`{' '.join(['bash', 'devstack/cluster.sh', *args])}` failed (exit {result.returncode}):\n"
@@ -98,7 +99,7 @@ class Cluster:
         cluster_script("start", node)
 
     def wait_healthy(self) -> None:
-        cluster_script("wait-healthy", timeout=HEALTHY_WITHIN + 30)
+        cluster_script("wait-healthy", timeout=HEALTHY_WITHIN + 60)
 
     def carts_primary(self, alias: str) -> str:
         shards = self.es.cat.shards(index=alias, format="json")
@@ -485,10 +486,12 @@ def run_fault(
         time.sleep(BASELINE)
         at = time.time()
         inject()
-        if during:
-            during()
-        time.sleep(max(0.0, at + hold - time.time()))
-        restore()
+        try:
+            if during:
+                during()
+            time.sleep(max(0.0, at + hold - time.time()))
+        finally:
+            restore()  # also when `during` failed: the next test needs the whole cluster
         returned_at = time.time()
         time.sleep(AFTER_RETURN)
     cluster.wait_healthy()
