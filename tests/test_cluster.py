@@ -245,8 +245,10 @@ def shop(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "CART_EVENTS_SUBJECT_PREFIX": f"cluster{settings.TEST_RUN_ID}{tag}.cart",
         "CART_RELAY_INTERVAL": "0.5",
         "CART_RELAY_GRACE_SECONDS": "1",
-        "GUNICORN_WORKERS": "2",
-        "GUNICORN_THREADS": "4",
+        # One process per replica: each process learns on its own that an Elasticsearch node hangs (one
+        # ELASTICSEARCH_TIMEOUT each), so more processes mean more clients that meet that timeout once.
+        "GUNICORN_WORKERS": "1",
+        "GUNICORN_THREADS": "8",
         "GUNICORN_ACCESSLOG": "/dev/null",
     }
     manage("migrate", "--noinput", "-v", "0", env=env)
