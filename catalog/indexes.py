@@ -14,7 +14,7 @@ def _new_physical_name() -> str:
 
 def _create_physical_index() -> str:
     name = _new_physical_name()
-    ProductDocument._index.clone(name).create()
+    ProductDocument._index.clone(name).settings(**es.replica_settings()).create(using=es.admin_client())
     return name
 
 
@@ -30,7 +30,7 @@ def ensure_product_index() -> bool:
     if physical_indices():
         return False
     name = _create_physical_index()
-    es.client().indices.put_alias(index=name, name=products_alias())
+    es.admin_client().indices.put_alias(index=name, name=products_alias())
     return True
 
 
@@ -40,10 +40,10 @@ def recreate_product_index() -> None:
     name = _create_physical_index()
     _swap_alias(new=name, old=old)
     if old:
-        es.client().indices.delete(index=",".join(old))
+        es.admin_client().indices.delete(index=",".join(old))
 
 
 def _swap_alias(*, new: str, old: list[str]) -> None:
     actions = [{"add": {"index": new, "alias": products_alias()}}]
     actions += [{"remove": {"index": index, "alias": products_alias()}} for index in old]
-    es.client().indices.update_aliases(actions=actions)
+    es.admin_client().indices.update_aliases(actions=actions)

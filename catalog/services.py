@@ -214,7 +214,7 @@ def bulk_load_products(
     left exactly as they are (op_type=create), so loading the same set twice changes nothing.
     Returns how many were created."""
     ensure_product_index()
-    client = es.client()
+    client = es.admin_client()
     now = timezone.now()
 
     def actions() -> Iterator[dict[str, Any]]:
