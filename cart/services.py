@@ -309,6 +309,8 @@ def _apply(*, cart_id: str, mutate: Mutation, operation: Operation, first_read: 
         except Exception as exc:
             if not es.is_unavailable(exc):
                 raise
+            if es.never_sent(exc) and uncertain is None:
+                raise  # nothing reached Elasticsearch: the usual 503, "nothing was changed", is the truth
             logger.warning("cart %s: the answer to a write was lost (%r); reading it back", cart_id, exc)
             uncertain, lost = (cart.seq_no, cart.primary_term), exc
             continue

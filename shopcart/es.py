@@ -1,6 +1,7 @@
 """The one Elasticsearch connection, shared by every app through elasticsearch-dsl's registry."""
 
 import elastic_transport
+import urllib3
 from django.conf import settings
 from elasticsearch import Elasticsearch
 from elasticsearch_dsl import connections
@@ -76,6 +77,15 @@ def _error_types(exc: elastic_transport.ApiError) -> set[str]:
         if isinstance(caused_by, dict):
             types.add(str(caused_by.get("type", "")))
     return types
+
+
+def never_sent(exc: BaseException | None) -> bool:
+    """True when the request never left: no connection to Elasticsearch could be opened (refused, no
+    route, connect timeout). Unlike a dropped or timed-out answer, nothing can have been applied."""
+    if not isinstance(exc, elastic_transport.ConnectionError):
+        return False
+    causes = (*exc.errors, exc.__cause__)
+    return any(isinstance(cause, urllib3.exceptions.NewConnectionError | ConnectionRefusedError) for cause in causes)
 
 
 def is_unavailable(exc: BaseException | None) -> bool:

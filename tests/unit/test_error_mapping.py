@@ -10,6 +10,7 @@ from pathlib import Path
 import elastic_transport
 import pytest
 import redis.exceptions
+import urllib3
 from elasticsearch import ApiError, BadRequestError, ConflictError, NotFoundError
 
 from accounts.errors import EmailTaken, InvalidCredentials, LoginThrottled
@@ -138,3 +139,25 @@ def test_the_kinds_module_needs_no_http() -> None:
     """shopcart/errors.py is plain Python: services can raise its kinds without Django's HTTP, ninja or NATS."""
     source = Path(errors.__file__).read_text()
     assert "import" not in source.replace("from __future__ import annotations", "")
+
+
+def _refused() -> elastic_transport.ConnectionError:
+    cause = urllib3.exceptions.NewConnectionError(None, "Failed to establish a new connection: [Errno 111] refused")
+    try:
+        raise elastic_transport.ConnectionError(str(cause)) from cause
+    except elastic_transport.ConnectionError as exc:
+        return exc
+
+
+@pytest.mark.parametrize(
+    ("exc", "never_sent"),
+    [
+        pytest.param(_refused(), True, id="connection-refused"),
+        pytest.param(elastic_transport.ConnectionError("reset", errors=(ConnectionRefusedError(),)), True, id="errno"),
+        pytest.param(elastic_transport.ConnectionError("connection reset by peer"), False, id="reset"),
+        pytest.param(elastic_transport.ConnectionTimeout("read timed out"), False, id="read-timeout"),
+        pytest.param(api_error(ApiError, 502, "node_not_connected_exception"), False, id="502"),
+    ],
+)
+def test_only_a_connection_never_opened_proves_a_write_was_not_applied(exc: Exception, never_sent: bool) -> None:
+    assert es.never_sent(exc) is never_sent
