@@ -302,6 +302,27 @@ def test_product_list_page(catalog: str) -> None:
     assert 'rel="next"' in html
 
 
+def test_listing_forms_stay_per_request_though_the_cards_are_rendered_once(catalog: str) -> None:
+    """The product cards are rendered once per process and set of products (catalog_tags.product_grid);
+    what a card holds of the request is still the request's own: a fresh idempotency token per form,
+    this request's CSRF token and this request's address to come back to."""
+    pages = [
+        Client().get(path).content.decode()
+        for path in ("/?category=Books&sort=-price", "/?sort=-price&category=Books&x=<1>")
+    ]
+    tokens = [re.findall(r'name="idempotency_key" value="([0-9a-f]{32})"', html) for html in pages]
+    forms = pages[0].count('class="add-to-cart"')
+    assert forms > 10
+    assert [len(t) for t in tokens] == [forms, forms]
+    assert len(set(tokens[0]) | set(tokens[1])) == 2 * forms
+    csrf = [set(re.findall(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)) for html in pages]
+    assert all(len(values) == 1 for values in csrf)  # one per page, in every form
+    assert csrf[0] != csrf[1]
+    nexts = [set(re.findall(r'name="next" value="([^"]*)"', html)) for html in pages]
+    assert nexts == [{"/?category=Books&amp;sort=-price"}, {"/?sort=-price&amp;category=Books&amp;x=%3C1%3E"}]
+    assert "\x00" not in pages[0] + pages[1]
+
+
 def test_search_page_and_bad_parameters(catalog: str) -> None:
     html = Client().get("/search?q=telscope").content.decode()
     assert "Brass Telescope" in html
