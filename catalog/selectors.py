@@ -116,6 +116,15 @@ def catalog_version() -> int:
     return int(version)
 
 
+def catalog_version_and_cached(key: str) -> tuple[int, Any]:
+    """The catalog version and what is cached under `key` (None if nothing), in one round trip: for a
+    cache whose entries record the version they were built at (the cart summary) instead of being
+    keyed by it, which would take a round trip for the version before the one for the entry."""
+    raw_version, raw_value = get_redis_connection("default").mget([cache.make_key(VERSION_KEY), cache.make_key(key)])
+    version = int(raw_version) if raw_version is not None else catalog_version()
+    return version, (cache.client.decode(raw_value) if raw_value is not None else None)  # type: ignore[attr-defined]
+
+
 def _cache_key(*parts: object, version: int | None = None) -> str:
     # The alias is part of the key so two catalogs sharing one Redis (tests, several shops) never mix.
     if version is None:
