@@ -18,7 +18,10 @@ register = template.Library()
 @register.simple_tag(takes_context=True)
 def query_with(context: template.Context, **changes: object) -> str:
     """The current query string with some parameters replaced (pagination, facet and sort links)."""
-    params: QueryDict = context["request"].GET.copy()
+    # Not GET.copy(), a deep copy: the lists are shared, and only replaced here (a page has ~10 such links).
+    params = QueryDict(mutable=True)
+    for key, values in context["request"].GET.lists():
+        params.setlist(key, values)
     for key, value in changes.items():
         if value in (None, ""):
             params.pop(key, None)
