@@ -461,3 +461,29 @@ def test_staff_can_create_find_and_deactivate(empty_catalog: str, admin_client: 
     admin_client.post("/admin/catalog/products/adm-1/active/", {"active": "0"})
     assert Client().get("/api/products/adm-1").status_code == 404
     assert "Admin Lantern" in admin_client.get("/admin/catalog/products/").content.decode()
+
+
+@pytest.mark.parametrize("query", ["", "steel mug", "KIT-0001"])
+@pytest.mark.parametrize("category", ["", "Kitchen"])
+@pytest.mark.parametrize("active_only", [True, False])
+def test_the_search_body_is_what_elasticsearch_dsl_builds(query: str, category: str, active_only: bool) -> None:
+    """The search is built as a plain dict (selectors._search_body, cheaper on every search); it must be
+    exactly the request elasticsearch-dsl built from the same rules."""
+    from elasticsearch_dsl import Q
+
+    from catalog.documents import ProductDocument
+
+    search = ProductDocument.search()
+    if active_only:
+        search = search.filter("term", active=True)
+    if query:
+        search = search.query(Q("bool", **selectors._text_query(query)))
+    if category:
+        search = search.post_filter("term", category=category)
+    search.aggs.bucket("categories", "terms", field="category", size=100, order={"_key": "asc"})
+    search = search.sort(*selectors.SORTS["price"]).extra(track_total_hits=True)
+    expected = search[24:48].to_dict()
+    body = selectors._search_body(
+        query=query, category=category, sort="price", start=24, size=24, active_only=active_only
+    )
+    assert body == expected
