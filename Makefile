@@ -20,8 +20,17 @@ PORT ?= 8000
 REPLICAS ?= 1
 REPLICA_BASE_PORT ?= 8100
 PYTEST_ARGS ?=
+# `make services-up CLUSTER=1` (and run, dev, seed, migrate): the clustered stack of devstack/cluster.sh
+# (3 Elasticsearch nodes, 3 NATS servers, Redis primary + replica + 3 sentinels) and the app pointed at it.
+CLUSTER ?=
+ifeq ($(CLUSTER),1)
+STACK := bash devstack/cluster.sh
+$(foreach setting,$(shell bash devstack/cluster.sh env | sed 's/^export //'),$(eval export $(setting)))
+else
+STACK := bash devstack/stack.sh
+endif
 
-.PHONY: help venv lock services-up services-down services-status migrate seed run dev browser test test-faults lint fmt check-deploy bench clean
+.PHONY: help venv lock services-up services-down services-status migrate seed run dev browser test test-unit test-faults test-cluster lint fmt check-deploy bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -34,14 +43,14 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 
 venv: $(BIN)/.installed ## Create .venv and install pinned dependencies
 
-services-up: venv ## Start Elasticsearch, Redis, NATS and the mail catcher (idempotent)
-	@bash devstack/stack.sh up
+services-up: venv ## Start Elasticsearch, Redis, NATS and the mail catcher (idempotent; CLUSTER=1: the 3-node cluster)
+	@$(STACK) up
 
-services-down: ## Stop the local services (data is kept in .devstack/)
-	@bash devstack/stack.sh down
+services-down: ## Stop the local services (data is kept in .devstack/; CLUSTER=1: the cluster)
+	@$(STACK) down
 
-services-status: ## Show which local services are running
-	@bash devstack/stack.sh status
+services-status: ## Show which local services are running (CLUSTER=1: every node of the cluster)
+	@$(STACK) status
 
 migrate: services-up
 	$(PY) manage.py migrate --noinput
@@ -85,8 +94,14 @@ $(AXE_CORE_STAMP):
 test: lint services-up browser ## Lint, then the whole suite against the real services
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+test-unit: venv ## Only the unit layer (tests/unit/): pure logic in seconds, no services needed
+	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
+
 test-faults: services-up ## Stop and restart Elasticsearch, Redis and NATS under load (docs/operations.md)
 	$(BIN)/pytest -m faults
+
+test-cluster: services-up ## Kill nodes of a 3-node ES/NATS/Redis cluster under load (starts and stops the cluster)
+	$(BIN)/pytest -m cluster
 
 $(BIN)/.bench-installed: bench/requirements.txt $(BIN)/.installed
 	$(PY) -m pip install -q -r bench/requirements.txt -c constraints.txt

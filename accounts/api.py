@@ -1,5 +1,5 @@
 """JSON API routes of the accounts app (mounted by shopcart/api.py): the original's register and
-login, plus logout (token revocation) and `me`. Errors are domain errors, shaped by shopcart/api.py."""
+login, plus logout (token revocation) and `me`. Errors are domain errors, shaped by shopcart/http_errors.py."""
 
 from __future__ import annotations
 
@@ -7,15 +7,12 @@ from django.http import HttpRequest
 from ninja import Router, Schema, Status
 
 from accounts import services
+from accounts.auth import bearer_auth, token_claims
 from accounts.http import client_address
 from accounts.models import User
-from shopcart.errors import COMMON_ERROR_RESPONSES, ErrorOut
+from shopcart.http_errors import COMMON_ERROR_RESPONSES, ErrorOut
 
 router = Router(tags=["accounts"])
-
-# Imported after `router` exists: shopcart.api imports this module at its end, so whichever module
-# Python loads first, the other finds what it needs (bearer_auth, router) already defined.
-from shopcart.api import bearer_auth  # noqa: E402
 
 
 class RegisterIn(Schema):
@@ -69,9 +66,7 @@ def login(request: HttpRequest, payload: LoginIn) -> services.IssuedToken:
 )
 def logout(request: HttpRequest) -> Status[None]:
     """Revokes the presented token on every replica; other tokens of the user stay valid."""
-    # bearer_auth has already accepted the header; take the token out of it the same way it did.
-    token = request.headers.get("Authorization", "").partition(" ")[2].strip()
-    services.revoke_token(token=token)
+    services.revoke_token(claims=token_claims(request))
     return Status(204, None)
 
 

@@ -1,5 +1,5 @@
-"""Domain errors of the accounts app. Each subclasses a kind from shopcart.errors, which decides the
-HTTP status (API) or how a page shows it; services raise these and never speak HTTP."""
+"""Domain errors of the accounts app. Each subclasses a kind from shopcart.errors; shopcart.http_errors
+decides the HTTP status (API), views how a page shows it; services raise these and never speak HTTP."""
 
 from __future__ import annotations
 

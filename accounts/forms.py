@@ -12,6 +12,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.template import loader
 
 from accounts.models import User, normalize_email
+from accounts.services import EMAIL_TAKEN_MESSAGE
 from shopcart.mail import send_later
 
 
@@ -75,7 +76,7 @@ class _EmailUniqueMixin:
         email = normalize_email(self.cleaned_data.get("email") or "")  # type: ignore[attr-defined]
         taken = User.objects.filter(email__iexact=email).exclude(pk=self.instance.pk).exists()
         if taken:
-            raise forms.ValidationError("An account with this email address already exists.", code="unique")
+            raise forms.ValidationError(EMAIL_TAKEN_MESSAGE, code="unique")
         return email
 
 

@@ -20,7 +20,7 @@ def client_address(request: HttpRequest) -> str:
     proxy we run sits in front; then the *last* X-Forwarded-For hop, the one our proxy appended
     (nginx's $proxy_add_x_forwarded_for keeps whatever the client sent in front of it, so the first
     hop is client-controlled and would let anyone pick a fresh address per attempt)."""
-    if getattr(settings, "TRUST_X_FORWARDED_FOR", False):
+    if settings.TRUST_X_FORWARDED_FOR:
         hops = [hop for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
         if hops and (address := _valid_ip(hops[-1])):
             return address

@@ -53,6 +53,14 @@ def blocked(*, scope: str, key: str) -> int:
     return max(1, int(ttl or 1))
 
 
+def block_seconds(*, count: int, limit: int, window: int, max_block: int | None = None) -> int:
+    """How long the `count`-th attempt blocks: 0 under `limit`; at it, `window`; with `max_block`, each
+    further attempt doubles the block up to `max_block` (the exponent is bounded: no huge integers)."""
+    if count < limit:
+        return 0
+    return window if not max_block else min(max_block, window * 2 ** min(count - limit, 30))
+
+
 def hit(*, scope: str, key: str, limit: int, window: int, max_block: int | None = None) -> int:
     """Counts one attempt; returns the seconds `key` is now blocked for (0 while under `limit`)."""
     count_key = _key(scope, key, "count")
@@ -65,10 +73,9 @@ def hit(*, scope: str, key: str, limit: int, window: int, max_block: int | None 
         count = 1
     if max_block:
         cache.touch(count_key, memory)  # with backoff, failures are forgotten only after a quiet spell
-    if count < limit:
-        return 0
-    seconds = window if not max_block else min(max_block, window * 2 ** min(count - limit, 30))
-    cache.set(_key(scope, key, "block"), 1, timeout=seconds)
+    seconds = block_seconds(count=count, limit=limit, window=window, max_block=max_block)
+    if seconds:
+        cache.set(_key(scope, key, "block"), 1, timeout=seconds)
     return seconds
 
 

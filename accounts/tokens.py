@@ -21,7 +21,6 @@ from accounts.errors import InvalidToken
 ALGORITHM = "HS256"
 # Clock skew tolerated between the replica that issued a token and the one that checks it.
 LEEWAY_SECONDS = 5
-DEFAULT_TTL_SECONDS = 86400
 _KEY_SALT = "shopcart.accounts.tokens"
 _PASSWORD_SALT = "shopcart.accounts.tokens.password"  # noqa: S105 (a salt name, not a password)
 _REVOKED_PREFIX = "accounts:revoked-token:"
@@ -37,7 +36,7 @@ class TokenClaims:
 
 
 def token_ttl() -> int:
-    return int(getattr(settings, "API_TOKEN_TTL", DEFAULT_TTL_SECONDS))
+    return settings.API_TOKEN_TTL
 
 
 def signing_key(secret: str | bytes) -> bytes:
@@ -47,7 +46,7 @@ def signing_key(secret: str | bytes) -> bytes:
 
 
 def _secrets() -> list[str | bytes]:
-    return [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    return [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
 
 
 def password_fingerprint(password_hash: str, *, secret: str | bytes | None = None) -> str:

@@ -9,28 +9,17 @@ from typing import Annotated, Any
 from django.http import HttpRequest, HttpResponse
 from ninja import Router
 from ninja.params import functions as params
-from ninja.security import HttpBearer
 
 from cart import selectors, services
 from cart.owners import user_cart_id
 from cart.schemas import AddItemIn, CartOut, SetQuantityIn
-from shopcart.errors import COMMON_ERROR_RESPONSES, ErrorOut, unavailable_dependency
+from shopcart.http_errors import COMMON_ERROR_RESPONSES, ErrorOut, unavailable_dependency
 
 logger = logging.getLogger(__name__)
 
 
-class BearerTokenAuth(HttpBearer):
-    """Delegates to shopcart.api.bearer_auth, looked up per request: shopcart.api imports this module
-    at its end, so importing it here at module level would be circular. Same class name, so the
-    OpenAPI schema shows one security scheme."""
-
-    def authenticate(self, request: HttpRequest, token: str) -> Any:
-        from shopcart.api import bearer_auth
-
-        return bearer_auth.authenticate(request, token)
-
-
-router = Router(tags=["cart"], auth=BearerTokenAuth())
+# Every route needs the Bearer token: shopcart/api.py mounts this router with accounts' one Bearer auth.
+router = Router(tags=["cart"])
 
 WRITE_RESPONSES: dict[int, Any] = {
     **COMMON_ERROR_RESPONSES,

@@ -1,5 +1,5 @@
-"""Typed access to the cart's settings (defined, with their environment variables and defaults, in
-shopcart/settings/base.py)."""
+"""The cart's settings by name (defined, with their environment variables, types and defaults, in
+shopcart/settings/base.py; validated at start-up by shopcart/checks.py, so no clamping here)."""
 
 from __future__ import annotations
 
@@ -11,28 +11,28 @@ def get(name: str) -> int | float | str | bool:
 
 
 def write_retries() -> int:
-    return max(0, int(get("CART_WRITE_RETRIES")))
+    return settings.CART_WRITE_RETRIES
 
 
 def max_quantity() -> int:
-    return max(1, int(get("CART_MAX_QUANTITY_PER_LINE")))
+    return settings.CART_MAX_QUANTITY_PER_LINE
 
 
 def default_currency() -> str:
-    return str(get("CART_DEFAULT_CURRENCY"))
+    return settings.CART_DEFAULT_CURRENCY
 
 
 def summary_ttl() -> int:
-    return int(get("CART_SUMMARY_CACHE_TTL"))
+    return settings.CART_SUMMARY_CACHE_TTL
 
 
 def events_stream() -> str:
-    return str(get("CART_EVENTS_STREAM"))
+    return settings.CART_EVENTS_STREAM
 
 
 def subject_prefix() -> str:
-    return str(get("CART_EVENTS_SUBJECT_PREFIX"))
+    return settings.CART_EVENTS_SUBJECT_PREFIX
 
 
 def guest_cart_retention_days() -> int:
-    return int(get("CART_GUEST_CART_RETENTION_DAYS"))
+    return settings.CART_GUEST_CART_RETENTION_DAYS

@@ -40,7 +40,6 @@ def cart_summary(request: HttpRequest) -> dict[str, object]:
     return {
         "cart_item_count": SimpleLazyObject(lambda: _count(request)),
         "cart_form_token": new_form_token,
-        # The add-to-cart forms' upper bound (catalog/_add_to_cart.html reads `max_quantity`).
-        "cart_max_quantity": conf.max_quantity(),
+        # The quantity inputs' upper bound (catalog/_add_to_cart.html, cart/detail.html).
         "max_quantity": conf.max_quantity(),
     }

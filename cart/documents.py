@@ -80,7 +80,7 @@ class CartDocument(Document):
 
     class Index:
         name = "carts-unused"  # overridden with the physical name when the index is created
-        settings = {"number_of_shards": 1, "number_of_replicas": 0}
+        settings = {"number_of_shards": 1}  # replicas: es.replica_settings, from the environment
 
 
 _ensured: set[str] = set()
@@ -110,23 +110,23 @@ def ensure_cart_index() -> bool:
     alias = carts_alias()
     if alias in _ensured:
         return False
-    client = es.client()
+    client, admin = es.client(), es.admin_client()
     created = False
     if not client.indices.exists_alias(name=alias):
         physical = f"{alias}-{PHYSICAL_SUFFIX}"
         try:
-            CartDocument._index.clone(physical).create()
+            CartDocument._index.clone(physical).settings(**es.replica_settings()).create(using=admin)
             created = True
         except BadRequestError as exc:
             if "resource_already_exists_exception" not in str(exc):
                 raise
-        client.indices.put_alias(index=physical, name=alias)
+        admin.indices.put_alias(index=physical, name=alias)
         # A process that lost the create race must not write before the primary shard is active
         # (Elasticsearch would answer 503); waiting for yellow covers winner and losers alike.
-        client.cluster.health(index=alias, wait_for_status="yellow", timeout="30s")
+        admin.cluster.health(index=alias, wait_for_status="yellow", timeout="30s")
     if not created:
         # The mapping is strict: an index made by older code gets the newer fields (adding fields to a
         # live index changes nothing else, and sending the existing ones again is a no-op).
-        client.indices.put_mapping(index=alias, properties=CartDocument._doc_type.mapping.to_dict()["properties"])
+        admin.indices.put_mapping(index=alias, properties=CartDocument._doc_type.mapping.to_dict()["properties"])
     _ensured.add(alias)
     return created

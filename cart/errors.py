@@ -1,5 +1,5 @@
-"""Domain errors of the cart. Each subclasses a kind from shopcart.errors, which decides the HTTP
-status (API) and how a page shows it; the services raise these and never speak HTTP.
+"""Domain errors of the cart. Each subclasses a kind from shopcart.errors; shopcart.http_errors
+decides its HTTP status (API) and views how a page shows it; the services raise these and never speak HTTP.
 
 409 is reserved for "retry the same request" (CartBusy). A refusal the client can only fix by asking
 for something else (a smaller quantity, another product) is Invalid, a 400 with a field error, so a
@@ -63,6 +63,15 @@ class LineNotFound(NotFound):
     """The cart has no line for this product."""
 
     code = "line_not_found"
+    default_message = "This product is not in your cart."
+
+    def __init__(self, message: str = default_message) -> None:
+        super().__init__(message)
+
+
+def quantity_message(maximum: int) -> str:
+    """What a quantity outside 1..maximum is told, by the pages' forms and the services alike."""
+    return f"Enter a whole number from 1 to {maximum}."
 
 
 class CartBusy(Conflict):

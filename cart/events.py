@@ -102,6 +102,7 @@ def ensure_stream(*, stream: str | None = None, prefix: str | None = None) -> No
                     subjects=[f"{prefix}.>"],
                     storage=StorageType.FILE,
                     duplicate_window=DUPLICATE_WINDOW_SECONDS,
+                    num_replicas=int(conf.get("CART_EVENTS_STREAM_REPLICAS")),
                 )
             )
 

@@ -7,12 +7,13 @@ from typing import Any
 from django import forms
 
 from cart import conf
+from cart.errors import quantity_message
 from cart.services import MAX_PRODUCT_ID_LENGTH
 
 
 def _quantity_field(**kwargs: Any) -> forms.IntegerField:
     maximum = conf.max_quantity()
-    message = f"Enter a whole number from 1 to {maximum}."
+    message = quantity_message(maximum)
     # max_value is left to the services, which say "at most N of this product" (also after merging).
     return forms.IntegerField(
         min_value=1,

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from ninja import Field, Schema
 from pydantic import BeforeValidator, StrictInt
 
+from cart.services import MAX_PRODUCT_ID_LENGTH
 from shopcart.request_bodies import form_whole_number
 
 # Strict: "2", 1.5, true and "x" are refused with a 400 field error instead of being coerced (in a JSON
@@ -17,7 +18,9 @@ Quantity = Annotated[StrictInt, BeforeValidator(form_whole_number)]
 
 
 class AddItemIn(Schema):
-    productId: str = Field(..., min_length=1, max_length=100, description="The product's id (its lower-cased SKU)")
+    productId: str = Field(
+        ..., min_length=1, max_length=MAX_PRODUCT_ID_LENGTH, description="The product's id (its lower-cased SKU)"
+    )
     quantity: Quantity = Field(
         ..., ge=1, le=QUANTITY_LIMIT, description="Items to add; merged into an existing line of the product"
     )

@@ -178,10 +178,6 @@ class CartSummary:
     def is_empty(self) -> bool:
         return not self.lines
 
-    @property
-    def has_unavailable(self) -> bool:
-        return any(not line.available for line in self.lines)
-
     def as_api(self) -> dict[str, Any]:
         """The API representation: money as decimal strings like "12.50"."""
         return {

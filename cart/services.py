@@ -50,11 +50,11 @@ from cart.errors import (
     ProductUnavailable,
     QuantityInvalid,
     QuantityOverMaximum,
+    quantity_message,
 )
 from cart.owners import user_cart_id
 from cart.selectors import Cart, Line, get_cart
-from catalog.errors import ProductNotFound
-from catalog.selectors import Product, get_product, get_products
+from catalog.selectors import Product, ProductNotFound, get_product, get_products
 from shopcart import es
 
 logger = logging.getLogger(__name__)
@@ -357,7 +357,7 @@ def _published(cart: Cart, *, own: list[str] | None) -> Cart:
 def _check_quantity(quantity: object) -> int:
     maximum = conf.max_quantity()
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
-        raise QuantityInvalid(f"Enter a whole number from 1 to {maximum}.")
+        raise QuantityInvalid(quantity_message(maximum))
     if quantity > maximum:
         raise QuantityOverMaximum(f"You can have at most {maximum} of one product in your cart.", maximum=maximum)
     return quantity
@@ -470,7 +470,7 @@ def set_quantity(*, cart_id: str, product_id: str, quantity: int, idempotency_ke
     def line_of(cart: Cart) -> Line:
         line = cart.line(product_id)
         if line is None:
-            raise LineNotFound("This product is not in your cart.")
+            raise LineNotFound()
         return line
 
     current = current or get_cart(cart_id=cart_id)
@@ -499,7 +499,7 @@ def remove_item(*, cart_id: str, product_id: str, idempotency_key: str | None = 
     def mutate(cart: Cart) -> Change:
         line = cart.line(product_id)
         if line is None:
-            raise LineNotFound("This product is not in your cart.")
+            raise LineNotFound()
         lines = [other for other in cart.lines if other.product_id != product_id]
         event = _event("item_removed", cart, product_id=product_id, old_quantity=line.quantity, new_quantity=0)
         return Change(lines=lines, currency=cart.currency, events=[event])
@@ -614,6 +614,14 @@ class MergeResult:
         return [line for line in self.lines if line.added < line.requested]
 
 
+def merged_quantity(*, wanted: int, maximum: int, stock: int) -> tuple[int, str]:
+    """A merged line's quantity: what both carts hold together, capped by the per-line maximum and the
+    stock; with why it is less ("stock" when the stock is the tighter cap, else "maximum"; "" if not)."""
+    new = min(wanted, maximum, max(stock, 0))
+    reason = "" if new == wanted else ("stock" if stock < min(wanted, maximum) else "maximum")
+    return new, reason
+
+
 def _apply_claim(*, claim: dict[str, Any], target_id: str) -> list[MergedLine]:
     """Add a claimed set of anonymous lines to the user's cart, capped by stock and the maximum.
     Idempotent: the claim id is recorded in the same write, so applying it again changes nothing."""
@@ -642,8 +650,7 @@ def _apply_claim(*, claim: dict[str, Any], target_id: str) -> list[MergedLine]:
             existing = next((line for line in lines if line.product_id == product.id), None)
             old = existing.quantity if existing else 0
             wanted = old + anon_line.quantity
-            new = min(wanted, maximum, max(product.stock, 0))
-            reason = "" if new == wanted else ("stock" if product.stock < min(wanted, maximum) else "maximum")
+            new, reason = merged_quantity(wanted=wanted, maximum=maximum, stock=product.stock)
             outcome.append(MergedLine(product.id, product.name, anon_line.quantity, max(0, new - old), reason))
             if new <= old:
                 continue

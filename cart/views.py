@@ -3,8 +3,6 @@ Every refusal becomes an error message on the page the shopper came from, never 
 
 from __future__ import annotations
 
-import logging
-
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
@@ -13,13 +11,12 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST, require_safe
 
-from cart import conf, selectors, services
+from cart import selectors, services
+from cart.errors import LineNotFound
 from cart.forms import AddToCartForm, IdempotentForm, ProductForm, UpdateQuantityForm, first_error
-from cart.owners import SESSION_KEY, anonymous_cart_id, cart_id_for_request, session_anon_id
-from cart.signals import moved_items_message
+from cart.guest_merge import merge_guest_cart
+from cart.owners import cart_id_for_request
 from shopcart.errors import DomainError
-
-logger = logging.getLogger(__name__)
 
 
 def _safe_next(request: HttpRequest, target: str | None) -> str:
@@ -34,21 +31,18 @@ def _back(request: HttpRequest, target: str | None = None) -> HttpResponseRedire
     return redirect(_safe_next(request, target))
 
 
+def _refuse(request: HttpRequest, message: str, target: str | None = None) -> HttpResponseRedirect:
+    """The one way a cart form is refused (invalid form, no cart, a domain error from the service): an
+    error message on the page the shopper came from, never an error page."""
+    messages.error(request, message)
+    return _back(request, target)
+
+
 def finish_pending_merge(request: HttpRequest) -> None:
-    """A signed-in user whose session still names an anonymous cart (the merge at log-in failed, say
-    Elasticsearch was briefly down): merge it now. Best effort; it is tried again on the next page."""
-    user = request.user
-    anon_id = session_anon_id(request)
-    if anon_id is None or not user.is_authenticated:
-        return
-    try:
-        result = services.merge_anonymous_cart(anon_cart_id=anonymous_cart_id(anon_id), user_id=user.pk)
-    except Exception:  # the page must still render; the merge is retried next time
-        logger.warning("merging the anonymous cart of user %s failed; will retry", user.pk, exc_info=True)
-        return
-    request.session.pop(SESSION_KEY, None)
-    if result.added_items:
-        messages.info(request, moved_items_message(result.added_items))
+    """A signed-in user whose session still names a guest cart (the merge at log-in failed, say
+    Elasticsearch was briefly down): merge it now, as at log-in. Tried again on the next page if it fails."""
+    if request.user.is_authenticated:
+        merge_guest_cart(request, user=request.user)
 
 
 @never_cache
@@ -56,7 +50,7 @@ def finish_pending_merge(request: HttpRequest) -> None:
 def detail(request: HttpRequest) -> HttpResponse:
     finish_pending_merge(request)
     summary = selectors.get_summary(cart_id=cart_id_for_request(request))
-    return render(request, "cart/detail.html", {"summary": summary, "max_quantity": conf.max_quantity()})
+    return render(request, "cart/detail.html", {"summary": summary})  # max_quantity: cart.context_processors
 
 
 @require_POST
@@ -64,8 +58,7 @@ def add(request: HttpRequest) -> HttpResponse:
     form = AddToCartForm(request.POST)
     target = request.POST.get("next")
     if not form.is_valid():
-        messages.error(request, first_error(form))
-        return _back(request, target)
+        return _refuse(request, first_error(form), target)
     finish_pending_merge(request)
     cart_id = cart_id_for_request(request, create=True)
     assert cart_id is not None
@@ -79,8 +72,7 @@ def add(request: HttpRequest) -> HttpResponse:
             cart_id=cart_id, product_id=form.cleaned_data["product_id"], quantity=quantity, idempotency_key=form.key()
         )
     except DomainError as exc:
-        messages.error(request, exc.message)
-        return _back(request, target)
+        return _refuse(request, exc.message, target)
     line = cart.line(form.cleaned_data["product_id"])
     name = line.name if line else "The product"
     total = f" You now have {line.quantity} in your cart." if line and line.quantity != quantity else ""
@@ -92,21 +84,18 @@ def add(request: HttpRequest) -> HttpResponse:
 def update(request: HttpRequest) -> HttpResponse:
     form = UpdateQuantityForm(request.POST)
     if not form.is_valid():
-        messages.error(request, first_error(form))
-        return _back(request)
+        return _refuse(request, first_error(form))
     cart_id = cart_id_for_request(request)
     product_id = form.cleaned_data["product_id"]
     quantity = form.cleaned_data["quantity"]
     if cart_id is None:
-        messages.error(request, "This product is not in your cart.")
-        return _back(request)
+        return _refuse(request, LineNotFound.default_message)
     try:
         cart = services.set_quantity(
             cart_id=cart_id, product_id=product_id, quantity=quantity, idempotency_key=form.key()
         )
     except DomainError as exc:
-        messages.error(request, exc.message)
-        return _back(request)
+        return _refuse(request, exc.message)
     line = cart.line(product_id)
     messages.success(request, f"You now have {quantity} of “{line.name if line else product_id}” in your cart.")
     return _back(request)
@@ -116,19 +105,16 @@ def update(request: HttpRequest) -> HttpResponse:
 def remove(request: HttpRequest) -> HttpResponse:
     form = ProductForm(request.POST)
     if not form.is_valid():
-        messages.error(request, first_error(form))
-        return _back(request)
+        return _refuse(request, first_error(form))
     cart_id = cart_id_for_request(request)
     product_id = form.cleaned_data["product_id"]
     if cart_id is None:
-        messages.error(request, "This product is not in your cart.")
-        return _back(request)
+        return _refuse(request, LineNotFound.default_message)
     before = selectors.get_cart(cart_id=cart_id).line(product_id)
     try:
         services.remove_item(cart_id=cart_id, product_id=product_id, idempotency_key=form.key())
     except DomainError as exc:
-        messages.error(request, exc.message)
-        return _back(request)
+        return _refuse(request, exc.message)
     messages.success(request, f"Removed “{before.name if before else product_id}” from your cart.")
     return _back(request)
 
@@ -142,7 +128,6 @@ def clear(request: HttpRequest) -> HttpResponse:
         try:
             services.clear_cart(cart_id=cart_id, idempotency_key=form.key())
         except DomainError as exc:
-            messages.error(request, exc.message)
-            return _back(request)
+            return _refuse(request, exc.message)
     messages.success(request, "Your cart is empty now.")
     return _back(request)

@@ -5,7 +5,7 @@ from ninja import Query, Router
 
 from catalog import selectors
 from catalog.schemas import ProductOut, ProductPageOut, ProductQuery
-from shopcart.errors import COMMON_ERROR_RESPONSES, ErrorOut
+from shopcart.http_errors import COMMON_ERROR_RESPONSES, ErrorOut
 
 router = Router(tags=["catalog"])
 

@@ -37,6 +37,7 @@ class ProductDocument(Document):
         dynamic = MetaField("strict")
 
     class Index:
-        # Overridden per call with the alias; the settings are what a new physical index gets.
+        # Overridden per call with the alias; the settings are what a new physical index gets (replicas:
+        # es.replica_settings, from the environment).
         name = "products-unused"
-        settings = {"number_of_shards": 1, "number_of_replicas": 0}
+        settings = {"number_of_shards": 1}

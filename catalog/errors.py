@@ -1,4 +1,4 @@
-"""Domain errors of the catalog; shopcart.errors maps each kind to a status code."""
+"""Domain errors of the catalog; shopcart.http_errors maps each kind to a status code."""
 
 from shopcart.errors import Conflict, Invalid, NotFound
 

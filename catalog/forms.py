@@ -4,7 +4,9 @@ from typing import Any
 
 from django import forms
 
+from catalog.models import SKU_MAX_LENGTH
 from catalog.selectors import SORT_LABELS
+from shopcart.money import CURRENCIES
 
 MAX_QUERY_LENGTH = 200
 MAX_PAGE = 10_000
@@ -48,7 +50,9 @@ class ProductForm(forms.Form):
     which wins when filled. A posted category that is not in the list is kept as it is (a client
     without the list, or a category whose last product changed meanwhile)."""
 
-    sku = forms.CharField(max_length=64, help_text="Letters, digits, dots, dashes, underscores. Cannot change later.")
+    sku = forms.CharField(
+        max_length=SKU_MAX_LENGTH, help_text="Letters, digits, dots, dashes, underscores. Cannot change later."
+    )
     name = forms.CharField(max_length=200)
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
     category = forms.CharField(max_length=60, required=False, widget=forms.Select)
@@ -56,7 +60,7 @@ class ProductForm(forms.Form):
         max_length=60, required=False, label="Or a new category", help_text="Fill in only to add a category."
     )
     price = forms.DecimalField(min_value=0, max_value=1_000_000, decimal_places=2, max_digits=9)
-    currency = forms.ChoiceField(choices=[("USD", "USD"), ("EUR", "EUR"), ("GBP", "GBP")])
+    currency = forms.ChoiceField(choices=[(code, code) for code in CURRENCIES])
     stock = forms.IntegerField(min_value=0, max_value=1_000_000)
     image_url = forms.CharField(
         max_length=500,

@@ -5,9 +5,12 @@ whose links then lead to the staff product pages."""
 
 from django.db import models
 
+# A product's id is its lower-cased SKU: the one length limit of both (staff form, service, this handle).
+SKU_MAX_LENGTH = 64
+
 
 class Product(models.Model):
-    id = models.CharField(primary_key=True, max_length=64)
+    id = models.CharField(primary_key=True, max_length=SKU_MAX_LENGTH)
 
     class Meta:
         managed = False

@@ -23,7 +23,7 @@ from elasticsearch.exceptions import RequestError
 
 from catalog import images
 from catalog.documents import ProductDocument, products_alias
-from catalog.errors import ProductNotFound
+from catalog.errors import ProductNotFound  # raised by get_product; other apps catch it from here
 from shopcart import es
 from shopcart.money import to_decimal
 

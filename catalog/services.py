@@ -23,13 +23,13 @@ from catalog import images
 from catalog.documents import products_alias
 from catalog.errors import InvalidProduct, ProductChanged, ProductNotFound, SkuAlreadyExists
 from catalog.indexes import ensure_product_index
+from catalog.models import SKU_MAX_LENGTH
 from catalog.models import Product as ProductHandle
 from catalog.selectors import OFFER_BUCKETS, VERSION_KEY, Product, get_product, offer_bucket, offers_version_key
 from shopcart import es
-from shopcart.money import to_cents
+from shopcart.money import CURRENCIES, to_cents
 
-SKU_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-CURRENCIES = {"USD", "EUR", "GBP"}
+SKU_PATTERN = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{SKU_MAX_LENGTH - 1}}}$")
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def validate_product_input(data: ProductInput) -> dict[str, Any]:
     """The document fields for `data`; raises InvalidProduct naming each bad field."""
     fields: dict[str, list[str]] = {}
     if not SKU_PATTERN.match(data.sku.strip()):
-        fields["sku"] = ["Use 1-64 letters, digits, dots, dashes or underscores."]
+        fields["sku"] = [f"Use 1-{SKU_MAX_LENGTH} letters, digits, dots, dashes or underscores."]
     if not data.name.strip() or len(data.name) > 200:
         fields["name"] = ["A name of 1-200 characters is required."]
     if not data.category.strip() or len(data.category) > 60:
@@ -214,7 +214,7 @@ def bulk_load_products(
     left exactly as they are (op_type=create), so loading the same set twice changes nothing.
     Returns how many were created."""
     ensure_product_index()
-    client = es.client()
+    client = es.admin_client()
     now = timezone.now()
 
     def actions() -> Iterator[dict[str, Any]]:

@@ -7,7 +7,9 @@ class ShopcartConfig(AppConfig):
     name = "shopcart"
 
     def ready(self) -> None:
-        from shopcart import es
+        from shopcart import checks, es
+
+        checks.register_settings_check()
 
         # Only records the settings; each process opens its own connection on first use (fork-safe).
         es.configure()

@@ -17,6 +17,8 @@ def configure() -> None:
             # more would only delay the 503.
             "max_retries": 1,
             "retry_on_timeout": False,
+            "dead_node_backoff_factor": settings.ELASTICSEARCH_DEAD_NODE_BACKOFF,
+            "max_dead_node_backoff": settings.ELASTICSEARCH_DEAD_NODE_BACKOFF * 4,
         }
     )
 
@@ -25,9 +27,23 @@ def client() -> Elasticsearch:
     return connections.get_connection()
 
 
+def admin_client() -> Elasticsearch:
+    """For index management and bulk loads, which can legitimately take longer than a shopper's request
+    (a new index on a cluster waits for its shards): ELASTICSEARCH_ADMIN_TIMEOUT instead of the short
+    ELASTICSEARCH_TIMEOUT that lets a request leave a hung node quickly."""
+    return client().options(request_timeout=settings.ELASTICSEARCH_ADMIN_TIMEOUT)
+
+
 def index_name(name: str) -> str:
     """The physical name for a logical index, e.g. `products` -> `shopcart-products`."""
     return f"{settings.ELASTICSEARCH_INDEX_PREFIX}-{name}"
+
+
+def replica_settings() -> dict[str, str]:
+    """Index settings for replicas, given to every physical index the app creates: with the default
+    `auto_expand_replicas` "0-1" an index is green on one node and has a copy on another node as
+    soon as the cluster has two, so one node's loss loses no acknowledged write."""
+    return {"auto_expand_replicas": settings.ELASTICSEARCH_AUTO_EXPAND_REPLICAS}
 
 
 # Answers that mean "Elasticsearch (or the node we reached) cannot serve this now", not "this request is
@@ -64,7 +80,7 @@ def _error_types(exc: elastic_transport.ApiError) -> set[str]:
 
 def is_unavailable(exc: BaseException | None) -> bool:
     """True when `exc` says Elasticsearch is unreachable or cannot serve the request at the moment: the
-    one rule that turns such failures into the dependency-down 503 (shopcart.errors), and that tells a
+    one rule that turns such failures into the dependency-down 503 (shopcart.http_errors), and that tells a
     cart write its outcome is unknown (cart.services)."""
     if isinstance(exc, elastic_transport.ConnectionError | elastic_transport.ConnectionTimeout):
         return True  # TlsError is a ConnectionError

@@ -36,9 +36,20 @@ class EventBusUnavailable(Exception):
 
 
 class NatsPublisher:
-    def __init__(self, *, url: str, timeout: float) -> None:
+    def __init__(
+        self,
+        *,
+        url: str,
+        timeout: float,
+        ping_interval: float = 1.0,
+        max_outstanding_pings: int = 2,
+        reconnect_wait: float = 0.5,
+    ) -> None:
         self.url = url
         self.timeout = timeout
+        self.ping_interval = ping_interval
+        self.max_outstanding_pings = max_outstanding_pings
+        self.reconnect_wait = reconnect_wait
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -143,7 +154,11 @@ class NatsPublisher:
             servers=split_urls(self.url),
             name=f"shopcart-{os.getpid()}",
             connect_timeout=self.timeout,
-            reconnect_time_wait=0.5,
+            reconnect_time_wait=self.reconnect_wait,
+            # Unanswered pings are how a hung server (SIGSTOP, a dead network) is noticed; then the
+            # client reconnects to another server of the cluster.
+            ping_interval=self.ping_interval,
+            max_outstanding_pings=self.max_outstanding_pings,
             max_reconnect_attempts=-1,
             allow_reconnect=True,
             error_cb=_quiet,
@@ -159,5 +174,11 @@ def publisher() -> NatsPublisher:
     global _publisher
     with _publisher_lock:
         if _publisher is None:
-            _publisher = NatsPublisher(url=settings.NATS_URL, timeout=settings.NATS_TIMEOUT)
+            _publisher = NatsPublisher(
+                url=settings.NATS_URL,
+                timeout=settings.NATS_TIMEOUT,
+                ping_interval=settings.NATS_PING_INTERVAL,
+                max_outstanding_pings=settings.NATS_MAX_OUTSTANDING_PINGS,
+                reconnect_wait=settings.NATS_RECONNECT_WAIT,
+            )
         return _publisher

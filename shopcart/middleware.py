@@ -8,7 +8,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from shopcart.errors import error_page, error_response
+from shopcart.http_errors import error_page, error_response
 from shopcart.request_bodies import INVALID_TEXT_MESSAGE, undecodable_form_fields
 
 
@@ -41,7 +41,7 @@ class RequestBodyMiddleware:
     body counts. nginx refuses beyond its own `client_max_body_size` first.
 
     Only the declared Content-Length is looked at: Django never reads past it, so a body cannot be
-    larger than it says. (A non-JSON body sent to the API is refused with 415 by shopcart.api.)
+    larger than it says. (A non-JSON body sent to the API is refused with 415 by shopcart.http_errors.)
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:

@@ -31,6 +31,8 @@ def format_amount(cents: int) -> str:
 
 # The shop's currencies as an English-language page writes them: the symbol before the amount.
 CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£"}
+# The currencies a product may be priced in (catalog) and a cart may default to (shopcart.checks).
+CURRENCIES = tuple(CURRENCY_SYMBOLS)
 
 
 def format_money(cents: int, currency: str) -> str:

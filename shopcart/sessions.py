@@ -14,7 +14,7 @@ from typing import Any
 
 from django.contrib.sessions.backends.cache import SessionStore as CacheSessionStore
 
-from shopcart.errors import unavailable_dependency
+from shopcart.http_errors import unavailable_dependency
 
 
 class SessionStore(CacheSessionStore):

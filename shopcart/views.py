@@ -13,8 +13,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from shopcart import lifecycle
-from shopcart.errors import error_page, unavailable_dependency, wants_json
 from shopcart.health import run_checks
+from shopcart.http_errors import error_page, unavailable_dependency, wants_json
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,6 @@
 """Suite-wide fixtures. The tests use the real local services; if one is missing the run stops at
-once and says how to start it, instead of skipping anything."""
+once and says how to start it, instead of skipping anything. Only a run of nothing but the unit layer
+(tests/unit/, `make test-unit`: pure logic, marked `unit`) needs no services."""
 
 from __future__ import annotations
 
@@ -44,7 +45,31 @@ def _mailcatcher_up(url: str) -> bool:
         return False
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
+UNIT_DIR = Path(__file__).resolve().parent / "unit"
+
+
+def _is_unit(item: pytest.Item) -> bool:
+    return Path(str(item.path)).is_relative_to(UNIT_DIR)
+
+
+def _needs_services(session: pytest.Session) -> bool:
+    """False only when every selected test is a unit test (tests/unit/, `make test-unit`)."""
+    return not all(_is_unit(item) for item in session.items)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if _is_unit(item):
+            item.add_marker(pytest.mark.unit)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """After collection, so that a run of unit tests only needs no services; any other test does."""
+    if _needs_services(session):
+        _require_services()
+
+
+def _require_services() -> None:
     missing = []
     # With several addresses, the first must answer (the suite runs on one local node of each).
     if not _elasticsearch_up(split_urls(settings.ELASTICSEARCH_URL)[0]):
@@ -62,13 +87,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _clean_test_data() -> Iterator[None]:
+def _clean_test_data(request: pytest.FixtureRequest) -> Iterator[None]:
     """Each run has its own index prefix and cache prefix; remove both afterwards."""
     from django.core.cache import cache
 
     from shopcart import es
 
     yield
+    if not _needs_services(request.session):
+        return  # unit tests only: they wrote nothing, and the services may not be running
     # Elasticsearch 8 refuses wildcard deletes (action.destructive_requires_name), so name each index.
     names = list(es.client().indices.get(index=f"{settings.ELASTICSEARCH_INDEX_PREFIX}-*", expand_wildcards="all"))
     if names:

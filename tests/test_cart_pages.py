@@ -363,7 +363,7 @@ def test_merge_messages_read_properly_and_a_shortfall_is_a_warning(settings: Any
 
 
 def test_the_moved_items_message_counts_in_words() -> None:
-    from cart.signals import moved_items_message
+    from cart.guest_merge import moved_items_message
 
     assert moved_items_message(1) == "We moved 1 item from your guest cart into your cart."
     assert moved_items_message(3) == "We moved 3 items from your guest cart into your cart."

@@ -15,7 +15,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.test import Client
 from elasticsearch import NotFoundError
 
@@ -138,7 +137,3 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float = 30, interval: flo
         time.sleep(interval)
         value = predicate()
     return value
-
-
-def settings_run_id() -> str:
-    return str(settings.TEST_RUN_ID)

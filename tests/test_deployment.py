@@ -3,6 +3,7 @@ compose file is checked for the structure the scale-out relies on."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -180,3 +181,86 @@ def test_constraints_lock_every_requirement_at_its_pinned_version() -> None:
     for name in ("requirements.txt", "requirements-dev.txt", "bench/requirements.txt"):
         for package, version in _pins(ROOT / name).items():
             assert locked.get(package) == version, f"{name} pins {package}=={version}; constraints.txt differs"
+
+
+@pytest.fixture(scope="module")
+def cluster_compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.cluster.yml").read_text())
+
+
+def test_cluster_compose_runs_three_elasticsearch_nodes_that_find_each_other(
+    compose: dict, cluster_compose: dict
+) -> None:
+    services = cluster_compose["services"]
+    for name in ("es1", "es2", "es3"):
+        node = services[name]
+        assert node["image"] == compose["services"]["elasticsearch"]["image"], "one Elasticsearch version everywhere"
+        env = node["environment"]
+        assert env["node.name"] == name
+        assert "discovery.type" not in env
+        assert env["discovery.seed_hosts"].split(",") == ["es1", "es2", "es3"]
+        assert env["cluster.initial_master_nodes"].split(",") == ["es1", "es2", "es3"]
+        assert env["cluster.fault_detection.follower_check.timeout"] == "1s"
+        assert "healthcheck" in node
+    assert len({services[name]["volumes"][0] for name in ("es1", "es2", "es3")}) == 3, "each node its own data"
+
+
+def test_cluster_compose_runs_three_routed_nats_servers_with_jetstream(cluster_compose: dict) -> None:
+    services = cluster_compose["services"]
+    for name in ("nats1", "nats2", "nats3"):
+        command = services[name]["command"]
+        assert "-js" in command
+        assert command[command.index("--server_name") + 1] == name
+        routes = command[command.index("--routes") + 1].split(",")
+        assert routes == ["nats://nats1:6222", "nats://nats2:6222", "nats://nats3:6222"]
+        assert "--cluster" in command
+        assert "healthcheck" in services[name]
+
+
+def test_cluster_compose_runs_redis_with_a_replica_and_three_sentinels(cluster_compose: dict) -> None:
+    services = cluster_compose["services"]
+    assert "--appendonly" in services["redis-primary"]["command"]
+    replica = services["redis-replica"]["command"]
+    assert replica[replica.index("--replicaof") + 1 :] == ["redis-primary", "6379"]
+    for name in ("sentinel1", "sentinel2", "sentinel3"):
+        script = " ".join(services[name]["command"])
+        assert "--sentinel" in script
+        assert re.search(r"sentinel monitor shopcart redis-primary 6379 2\b", script), "quorum 2 of 3"
+        assert "healthcheck" in services[name]
+
+
+def test_cluster_compose_points_every_replica_at_every_node(cluster_compose: dict) -> None:
+    web = cluster_compose["services"]["web"]
+    env = web["environment"]
+    assert env["ELASTICSEARCH_URL"].split(",") == [f"http://es{i}:9200" for i in (1, 2, 3)]
+    assert env["NATS_URL"].split(",") == [f"nats://nats{i}:4222" for i in (1, 2, 3)]
+    assert env["REDIS_SENTINELS"].split(",") == [f"sentinel{i}:26379" for i in (1, 2, 3)]
+    assert env["REDIS_SENTINEL_MASTER"] == "shopcart"
+    assert env["CART_EVENTS_STREAM_REPLICAS"] == "3"
+    assert "container_name" not in web
+    assert "ports" not in web
+    needed = {f"es{i}" for i in (1, 2, 3)} | {f"nats{i}" for i in (1, 2, 3)} | {f"sentinel{i}" for i in (1, 2, 3)}
+    conditions = {name: dep["condition"] for name, dep in web["depends_on"].items()}
+    assert conditions == {"migrate": "service_completed_successfully"} | dict.fromkeys(needed, "service_healthy")
+    for name, service in cluster_compose["services"].items():
+        assert name == "migrate" or "healthcheck" in service, f"{name} has no healthcheck"
+
+
+def test_cluster_compose_sentinel_settings_reach_django_redis(settings) -> None:  # type: ignore[no-untyped-def]
+    """REDIS_SENTINELS turns the one cache configuration (used by sessions and every direct Redis use)
+    into django-redis' Sentinel client, reading and writing the primary only."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "shopcart.settings.base",
+        "REDIS_URL": "redis://:s3cret@ignored:6379/2",
+        "REDIS_SENTINELS": "sentinel1:26379,sentinel2:26379",
+        "REDIS_SENTINEL_MASTER": "shopcart",
+    }
+    code = "import django, json; django.setup(); from django.conf import settings; print(json.dumps(settings.CACHES))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    cache = json.loads(result.stdout)["default"]
+    assert cache["LOCATION"] == ["redis://:s3cret@shopcart/2"]
+    assert cache["OPTIONS"]["CLIENT_CLASS"] == "django_redis.client.SentinelClient"
+    assert cache["OPTIONS"]["CONNECTION_FACTORY"] == "django_redis.pool.SentinelConnectionFactory"
+    assert cache["OPTIONS"]["SENTINELS"] == [["sentinel1", 26379], ["sentinel2", 26379]]
+    assert settings.SESSION_CACHE_ALIAS == "default"

@@ -29,7 +29,7 @@ ENCODINGS = ["json", "urlencoded", "multipart"]
 
 @pytest.fixture(autouse=True)
 def _fresh_throttle() -> None:
-    cache.delete_pattern("accounts:*")
+    cache.delete_pattern("throttle:*")
 
 
 @pytest.fixture(scope="module")

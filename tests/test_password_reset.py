@@ -29,10 +29,10 @@ LINK = re.compile(r"https?://testserver(/accounts/password/reset/[^/\s]+/[^/\s]+
 def _real_smtp(settings: Any) -> Iterator[None]:
     # pytest-django switches the suite to the in-memory backend; these tests use the real SMTP one.
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    cache.delete_pattern("accounts:*")
+    cache.delete_pattern("throttle:*")
     yield
     wait_until_sent()  # nothing of this test is still queued when the settings are restored
-    cache.delete_pattern("accounts:*")
+    cache.delete_pattern("throttle:*")
 
 
 def unique_address() -> str:

@@ -5,10 +5,12 @@ Production adds its hardening in `shopcart.settings.production`.
 """
 
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import environ
 
 from shopcart.secret_key import load_or_create, unpublished
+from shopcart.service_urls import split_urls
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -99,30 +101,75 @@ LOGOUT_REDIRECT_URL = "/"
 
 # Redis is the cache and the session store, shared by all replicas.
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
-CACHES = {
-    "default": {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": REDIS_URL,
-        "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="shopcart"),
-        "OPTIONS": {
-            "CLIENT_CLASS": "django_redis.client.DefaultClient",
-            # Fail fast when Redis is down, so the request gets a 503 instead of hanging.
-            "SOCKET_CONNECT_TIMEOUT": env.float("REDIS_CONNECT_TIMEOUT", default=1.0),
-            "SOCKET_TIMEOUT": env.float("REDIS_SOCKET_TIMEOUT", default=2.0),
-        },
+# With Sentinel (automatic failover): the sentinels' addresses and the name they monitor the primary by.
+# REDIS_URL's database number and credentials still apply; its host is replaced by the current primary.
+REDIS_SENTINELS = env.list("REDIS_SENTINELS", default=[])
+REDIS_SENTINEL_MASTER = env.str("REDIS_SENTINEL_MASTER", default="shopcart")
+REDIS_CONNECT_TIMEOUT = env.float("REDIS_CONNECT_TIMEOUT", default=1.0)
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=2.0)
+
+
+def redis_cache(url: str, *, key_prefix: str) -> dict[str, object]:
+    """The one cache configuration; sessions, throttling, offers and token revocations all use it through
+    Django's cache or `get_redis_connection("default")`, so Sentinel applies to every Redis use."""
+    options: dict[str, object] = {
+        "CLIENT_CLASS": "django_redis.client.DefaultClient",
+        # Fail fast when Redis is down, so the request gets a 503 instead of hanging.
+        "SOCKET_CONNECT_TIMEOUT": REDIS_CONNECT_TIMEOUT,
+        "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
     }
-}
+    location: str | list[str] = url
+    if REDIS_SENTINELS:
+        parsed = urlsplit(url)
+        credentials = parsed.netloc.rpartition("@")[0]
+        netloc = f"{credentials}@{REDIS_SENTINEL_MASTER}" if credentials else REDIS_SENTINEL_MASTER
+        # One location, the primary: a string would make django-redis read from the replica too, and a
+        # read just after a write could miss it (replication is asynchronous).
+        location = [urlunsplit((parsed.scheme, netloc, parsed.path, parsed.query, ""))]
+        options |= {
+            "CLIENT_CLASS": "django_redis.client.SentinelClient",
+            "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+            "SENTINELS": [(host, int(port)) for host, _, port in (s.rpartition(":") for s in REDIS_SENTINELS)],
+            # A sentinel that is down or hung is skipped quickly, so the primary is found within a second.
+            "SENTINEL_KWARGS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    return {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": location,
+        "KEY_PREFIX": key_prefix,
+        "OPTIONS": options,
+    }
+
+
+CACHES = {"default": redis_cache(REDIS_URL, key_prefix=env.str("CACHE_KEY_PREFIX", default="shopcart"))}
 # Django's cache sessions, except that an unreachable Redis is a 503, not an empty session (shopcart/sessions.py).
 SESSION_ENGINE = "shopcart.sessions"
 SESSION_CACHE_ALIAS = "default"
 
 ELASTICSEARCH_URL = env.str("ELASTICSEARCH_URL", default="http://127.0.0.1:9200")
 ELASTICSEARCH_TIMEOUT = env.float("ELASTICSEARCH_TIMEOUT", default=5.0)
+# Index creation, aliases and bulk loads (seed, reindex) wait this long instead.
+ELASTICSEARCH_ADMIN_TIMEOUT = env.float("ELASTICSEARCH_ADMIN_TIMEOUT", default=60.0)
+# With several addresses: a node that failed (refused, or silent for ELASTICSEARCH_TIMEOUT: hung) gets no
+# request for this many seconds, doubling while it keeps failing (at most 4x). The client's default,
+# 1 s, sends a request to a hung node every second, and each of those waits out the whole timeout.
+ELASTICSEARCH_DEAD_NODE_BACKOFF = env.float("ELASTICSEARCH_DEAD_NODE_BACKOFF", default=15.0)
 # Every index name starts with this, so tests (and several shops) can share one cluster.
 ELASTICSEARCH_INDEX_PREFIX = env.str("ELASTICSEARCH_INDEX_PREFIX", default="shopcart")
+# Replicas of the product and cart indices, as Elasticsearch's `index.auto_expand_replicas` ("0-1": none
+# on one node, one as soon as there are two data nodes, so losing any one node loses no acknowledged
+# write). Applies to indices created from now on; "false" leaves Elasticsearch's number_of_replicas (1).
+ELASTICSEARCH_AUTO_EXPAND_REPLICAS = env.str("ELASTICSEARCH_AUTO_EXPAND_REPLICAS", default="0-1")
 
 NATS_URL = env.str("NATS_URL", default="nats://127.0.0.1:4222")
+NATS_URLS = split_urls(NATS_URL)
 NATS_TIMEOUT = env.float("NATS_TIMEOUT", default=2.0)
+# A server that stops answering (hung, or the network to it gone) is left after
+# NATS_PING_INTERVAL x (NATS_MAX_OUTSTANDING_PINGS + 1) seconds at most, for another server of NATS_URL;
+# nats-py's defaults (120 s x 2) would keep a client on a hung server for minutes.
+NATS_PING_INTERVAL = env.float("NATS_PING_INTERVAL", default=1.0)
+NATS_MAX_OUTSTANDING_PINGS = env.int("NATS_MAX_OUTSTANDING_PINGS", default=2)
+NATS_RECONNECT_WAIT = env.float("NATS_RECONNECT_WAIT", default=0.5)
 
 # --- accounts ---
 # Log-in throttling (accounts/throttling.py, docs/accounts.md). Per account: LOGIN_FAILURE_LIMIT failures
@@ -179,6 +226,10 @@ CART_COUNT_TIMEOUT = env.float("CART_COUNT_TIMEOUT", default=0.5)
 # JetStream stream of cart events; subjects are `<prefix>.<event>`.
 CART_EVENTS_STREAM = env.str("CART_EVENTS_STREAM", default="CART")
 CART_EVENTS_SUBJECT_PREFIX = env.str("CART_EVENTS_SUBJECT_PREFIX", default="cart")
+# Copies of the stream when the app creates it (an existing stream is never changed): by default one
+# per NATS_URL address, at most 3, so a 3-server cluster keeps every acknowledged event through the
+# loss of one server. JetStream allows 1 to 5, and at most the cluster's size.
+CART_EVENTS_STREAM_REPLICAS = max(1, min(5, env.int("CART_EVENTS_STREAM_REPLICAS", default=min(3, len(NATS_URLS)))))
 # A change's events wait in its cart document until JetStream acknowledged them (cart.events). The relay
 # leaves events younger than this to the request that is publishing them right now.
 CART_RELAY_GRACE_SECONDS = env.float("CART_RELAY_GRACE_SECONDS", default=3.0)

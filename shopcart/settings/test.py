@@ -17,8 +17,7 @@ TEST_RUN_ID = os.environ.setdefault("SHOPCART_TEST_RUN_ID", uuid.uuid4().hex[:8]
 # Never taken from ELASTICSEARCH_INDEX_PREFIX, so a .env pointing at dev data cannot leak into tests.
 ELASTICSEARCH_INDEX_PREFIX = f"test-{TEST_RUN_ID}"
 REDIS_URL = env.str("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15")
-CACHES["default"]["LOCATION"] = REDIS_URL  # noqa: F405
-CACHES["default"]["KEY_PREFIX"] = f"test-{TEST_RUN_ID}"  # noqa: F405
+CACHES = {"default": redis_cache(REDIS_URL, key_prefix=f"test-{TEST_RUN_ID}")}  # noqa: F405
 
 # Fast hashing: the tests exercise flows, not bcrypt cost.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,198 @@
+"""The one place errors become HTTP: which failures mean "a dependency is down", the status code of
+each domain error kind, the one JSON error shape of the API, the error page, and the API's exception
+handlers (installed on the NinjaAPI by shopcart/api.py)."""
+
+from __future__ import annotations
+
+import redis.exceptions
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.template.loader import render_to_string
+from ninja import NinjaAPI, Schema
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from shopcart import es
+from shopcart.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotAuthenticated,
+    NotFound,
+    Throttled,
+    Unavailable,
+    Unprocessable,
+)
+from shopcart.eventbus import EventBusUnavailable
+from shopcart.request_bodies import INVALID_TEXT_MESSAGE, UnpairedSurrogates, UnsupportedMediaType
+
+# Exceptions raised when Redis or NATS cannot be reached; each becomes a 503 (Elasticsearch: es.is_unavailable).
+DEPENDENCY_ERRORS: dict[type[BaseException], str] = {
+    redis.exceptions.ConnectionError: "redis",
+    redis.exceptions.TimeoutError: "redis",
+    EventBusUnavailable: "nats",
+}
+
+
+def unavailable_dependency(exc: BaseException | None) -> str | None:
+    """The name of the dependency whose failure `exc` reports, or None if it is something else. The one
+    place that decides what becomes the dependency-down 503 (API, pages and sessions all ask it)."""
+    if es.is_unavailable(exc):
+        return "elasticsearch"
+    for exc_type, name in DEPENDENCY_ERRORS.items():
+        if isinstance(exc, exc_type):
+            return name
+    return None
+
+
+def wants_json(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/") or "application/json" in request.headers.get("Accept", "")
+
+
+def error_page(
+    request: HttpRequest,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    message: str,
+    fields: dict[str, list[str]] | None = None,
+) -> HttpResponse:
+    """An error in the site's shapes: the JSON error for the API, else the plain error page. Rendered
+    without a request context: an error page must not need the session (Redis may be down)."""
+    if wants_json(request):
+        return error_response(status=status, code=code, message=message, fields=fields)
+    html = render_to_string("errors/error.html", {"status": status, "title": title, "message": message})
+    return HttpResponse(html, status=status)
+
+
+def error_response(*, status: int, code: str, message: str, fields: dict[str, list[str]] | None = None) -> JsonResponse:
+    """`{"error": {"code", "message", "fields"?}}`, the shape of every API error."""
+    body: dict[str, object] = {"code": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    return JsonResponse({"error": body}, status=status)
+
+
+STATUS_FOR_KIND: dict[type[DomainError], int] = {
+    Invalid: 400,
+    NotAuthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    Unprocessable: 422,
+    Throttled: 429,
+    Unavailable: 503,
+}
+
+
+def status_for(error: DomainError) -> int:
+    for kind, status in STATUS_FOR_KIND.items():
+        if isinstance(error, kind):
+            return status
+    return 400
+
+
+def domain_error_response(error: DomainError) -> JsonResponse:
+    response = error_response(status=status_for(error), code=error.code, message=error.message, fields=error.fields)
+    if isinstance(error, Throttled):
+        response["Retry-After"] = str(error.retry_after)
+    elif isinstance(error, Unavailable):
+        response["Retry-After"] = "5"
+    return response
+
+
+class ErrorBody(Schema):
+    code: str
+    message: str
+    fields: dict[str, list[str]] | None = None
+
+
+class ErrorOut(Schema):
+    """The documented shape of every API error, for the OpenAPI schema."""
+
+    error: ErrorBody
+
+
+# Responses any API operation may give: a malformed request, a body too large (413, shopcart.middleware)
+# or not JSON (415, below), or a dependency that is down.
+COMMON_ERROR_RESPONSES: dict[int, type[Schema]] = {400: ErrorOut, 413: ErrorOut, 415: ErrorOut, 503: ErrorOut}
+
+
+def _field_errors(errors: list[dict]) -> dict[str, list[str]]:
+    fields: dict[str, list[str]] = {}
+    for error in errors:
+        # loc looks like ("body", "payload", "quantity"); the last part names the field.
+        location = [str(part) for part in error.get("loc", ()) if part not in ("body", "payload", "query", "path")]
+        name = ".".join(location) or "__all__"
+        fields.setdefault(name, []).append(str(error.get("msg", "Invalid value.")))
+    return fields
+
+
+def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    return error_response(
+        status=400, code="invalid", message="Some fields are invalid.", fields=_field_errors(exc.errors)
+    )
+
+
+def _domain_error(request: HttpRequest, exc: DomainError) -> HttpResponse:
+    return domain_error_response(exc)
+
+
+def _authentication_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    response = error_response(
+        status=401, code="not_authenticated", message="A valid 'Authorization: Bearer <token>' header is required."
+    )
+    response["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
+    return error_response(status=404, code="not_found", message=str(exc) or "Not found.")
+
+
+# Codes for the HTTP errors django-ninja raises itself (say 400 "Cannot parse request body" for bad JSON).
+_HTTP_ERROR_CODES = {400: "bad_request", 401: "not_authenticated", 403: "forbidden", 404: "not_found"}
+
+
+def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if isinstance(exc.__cause__, UnsupportedMediaType):  # ninja wraps any parser error in a 400
+        return error_response(
+            status=415,
+            code="unsupported_media_type",
+            message=f"Send the body as JSON with 'Content-Type: application/json' (not {exc.__cause__}); "
+            "a POST may also send a form (application/x-www-form-urlencoded or multipart/form-data).",
+        )
+    if isinstance(exc.__cause__, UnpairedSurrogates):
+        return error_response(
+            status=400,
+            code="invalid",
+            message="Some fields are invalid.",
+            fields={name: [INVALID_TEXT_MESSAGE] for name in exc.__cause__.fields},
+        )
+    return error_response(
+        status=exc.status_code, code=_HTTP_ERROR_CODES.get(exc.status_code, "error"), message=str(exc)
+    )
+
+
+def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    dependency = unavailable_dependency(exc)
+    if dependency is None:
+        raise exc  # Django's handler500 logs it and answers with a plain 500 in the same JSON shape.
+    response = error_response(
+        status=503,
+        code="service_unavailable",
+        message=f"A service the shop needs ({dependency}) is not responding. Nothing was changed; retry shortly.",
+    )
+    response["Retry-After"] = "5"
+    return response
+
+
+def install_api_error_handlers(api: NinjaAPI) -> None:
+    """Every API error in the one shape: field errors, domain kinds, auth, 404, ninja's own HTTP errors,
+    and a dependency outage as 503 (anything else stays a 500)."""
+    api.add_exception_handler(ValidationError, _validation_error)
+    api.add_exception_handler(DomainError, _domain_error)
+    api.add_exception_handler(AuthenticationError, _authentication_error)
+    api.add_exception_handler(Http404, _not_found)
+    api.add_exception_handler(HttpError, _http_error)
+    api.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,77 @@
+"""The system check of the shop's settings (shopcart/checks.py): the local defaults pass, and a value
+that parses but makes no sense is an error naming the setting."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core import checks
+
+from shopcart.checks import check_settings
+
+
+def _ids(problems: list[checks.CheckMessage]) -> list[str]:
+    return [problem.id or "" for problem in problems]
+
+
+def test_the_defaults_pass() -> None:
+    assert check_settings() == []
+
+
+def test_the_check_is_registered_with_djangos_checks() -> None:
+    assert check_settings in checks.registry.registry.get_checks()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CART_MAX_QUANTITY_PER_LINE", 0),
+        ("CART_WRITE_RETRIES", -1),
+        ("CART_IDEMPOTENCY_KEYS_KEPT", 0),
+        ("LOGIN_FAILURE_LIMIT", 0),
+        ("API_TOKEN_TTL", -5),
+        ("PASSWORD_RESET_WINDOW", "3600"),  # not parsed as a number
+        ("CART_OUTCOME_READ_ATTEMPTS", True),  # a bool is not a count
+    ],
+)
+def test_a_count_below_its_minimum_is_an_error(settings: Any, name: str, value: object) -> None:
+    setattr(settings, name, value)
+    problems = check_settings()
+    assert _ids(problems) == ["shopcart.E001"]
+    assert name in problems[0].msg
+
+
+@pytest.mark.parametrize("name", ["ELASTICSEARCH_TIMEOUT", "NATS_TIMEOUT", "CART_COUNT_TIMEOUT", "CART_RELAY_INTERVAL"])
+def test_a_timeout_of_zero_is_an_error(settings: Any, name: str) -> None:
+    setattr(settings, name, 0)
+    assert _ids(check_settings()) == ["shopcart.E002"]
+
+
+def test_an_unknown_currency_is_an_error(settings: Any) -> None:
+    settings.CART_DEFAULT_CURRENCY = "XYZ"
+    assert _ids(check_settings()) == ["shopcart.E003"]
+
+
+def test_limits_that_contradict_each_other(settings: Any) -> None:
+    settings.CART_RETRY_BACKOFF_BASE = 1.0
+    settings.CART_RETRY_BACKOFF_CAP = 0.5
+    settings.LOGIN_LOCKOUT_MAX = 10
+    settings.LOGIN_FAILURE_WINDOW = 60
+    assert _ids(check_settings()) == ["shopcart.E004", "shopcart.E004"]
+
+
+def test_the_fault_hook_takes_only_kill(settings: Any) -> None:
+    settings.CART_FAULT_AFTER_WRITE = "yes"
+    assert _ids(check_settings()) == ["shopcart.E005"]
+
+
+def test_an_address_limit_below_the_account_limit_is_a_warning(settings: Any) -> None:
+    settings.LOGIN_ADDRESS_FAILURE_LIMIT = 2
+    settings.LOGIN_FAILURE_LIMIT = 5
+    assert _ids(check_settings()) == ["shopcart.W001"]
+
+
+def test_guest_carts_kept_shorter_than_sessions_is_a_warning(settings: Any) -> None:
+    settings.CART_GUEST_CART_RETENTION_DAYS = 1
+    assert _ids(check_settings()) == ["shopcart.W002"]
