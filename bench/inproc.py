@@ -47,7 +47,7 @@ from cart import services as cart_services  # noqa: E402
 from cart.owners import user_cart_id  # noqa: E402
 from catalog import seeding  # noqa: E402
 from catalog.documents import ProductDocument, products_alias  # noqa: E402
-from catalog.selectors import SORTS, catalog_version, search_products  # noqa: E402
+from catalog.selectors import SORTS, search_products  # noqa: E402
 from catalog.services import bump_catalog_version  # noqa: E402
 
 SUMMARY_SIZES = (1, 20, 200)
@@ -227,7 +227,7 @@ def summary(args: argparse.Namespace) -> dict[str, Any]:
 
         def cart_changed(cart_id: str = cart_id) -> float:
             current = cart_selectors.get_cart(cart_id=cart_id)
-            cache.delete(cart_selectors._summary_key(current, catalog_version()))
+            cache.delete(cart_selectors.summary_key(current))
             return get()
 
         def product_edited(product_id: str = cart.lines[0].product_id) -> float:

@@ -1,9 +1,11 @@
 """Reads of the cart: the stored cart (a real-time GET by id, never a search) and its summary.
 
 The summary is cached in Redis under a key that embeds the cart document's `_seq_no`/`_primary_term`
-(from the real-time GET) and the catalog version (bumped by every product write). Any cart change or
-product change therefore produces a new key: a stale summary is unreachable by construction, with no
-delete-on-write to race against.
+(from the real-time GET), with the catalog version (bumped by every product write) it was priced at;
+it is used only while that is still the current version, which is read in the same round trip
+(`catalog_version_and_cached`). Any cart change therefore produces a new key, and any product change
+retires what was cached under the old version: a stale summary is unreachable by construction, with
+no delete-on-write to race against.
 
 Lines whose product was deleted, deactivated or re-priced in another currency are listed as
 unavailable (available=False, priced at their add-time price, line total 0) and left out of
@@ -23,7 +25,7 @@ from elasticsearch import NotFoundError
 
 from cart import conf
 from cart.documents import carts_alias
-from catalog.selectors import catalog_version, get_offers
+from catalog.selectors import catalog_version, catalog_version_and_cached, get_offers
 from shopcart import es
 from shopcart.money import format_amount, to_decimal
 
@@ -206,13 +208,14 @@ def empty_summary(*, cart_id: str | None = None) -> CartSummary:
     )
 
 
-# Part of the key: bump it whenever the pickled CartSummary changes shape, so replicas running the new
-# code never unpickle what older ones cached (during a rolling deploy both share one Redis).
-SUMMARY_FORMAT = 3
+# Part of the key: bump it whenever what is cached (the catalog version and the pickled CartSummary)
+# changes shape, so replicas running the new code never unpickle what older ones cached (during a
+# rolling deploy both share one Redis).
+SUMMARY_FORMAT = 4
 
 
-def _summary_key(cart: Cart, version: int) -> str:
-    return f"cart:summary:f{SUMMARY_FORMAT}:{cart.id}:{cart.primary_term}:{cart.seq_no}:v{version}"
+def summary_key(cart: Cart) -> str:
+    return f"cart:summary:f{SUMMARY_FORMAT}:{cart.id}:{cart.primary_term}:{cart.seq_no}"
 
 
 def summarize(*, cart: Cart, lookup: bool = True) -> CartSummary:
@@ -222,12 +225,11 @@ def summarize(*, cart: Cart, lookup: bool = True) -> CartSummary:
     if not cart.lines:
         return empty_summary(cart_id=cart.id)
     # The version is read before the products: a price change finishing after this read bumps the
-    # version past it, so what is cached under this key is never older than the key claims.
-    version = catalog_version()
-    key = _summary_key(cart, version)
-    cached = cache.get(key) if lookup else None
-    if isinstance(cached, CartSummary):
-        return cached
+    # version past it, so a summary cached with this version is never older than it claims.
+    key = summary_key(cart)
+    version, cached = catalog_version_and_cached(key) if lookup else (catalog_version(), None)
+    if isinstance(cached, tuple) and len(cached) == 2 and cached[0] == version and isinstance(cached[1], CartSummary):
+        return cached[1]
 
     # Read after the version: a product write bumps its offers' version before the catalog version.
     products = get_offers(product_ids=[line.product_id for line in cart.lines])
@@ -257,7 +259,7 @@ def summarize(*, cart: Cart, lookup: bool = True) -> CartSummary:
         else:
             lines.append(_as_recorded(line, available=False))
     summary = _summary_of(cart, lines)
-    cache.set(key, summary, conf.summary_ttl())
+    cache.set(key, (version, summary), conf.summary_ttl())
     return summary
 
 

@@ -46,8 +46,20 @@ class ProductOut(Schema):
             price=format_amount(product.price_cents),
             currency=product.currency,
             stock=product.stock,
-            imageUrl=urljoin(site_url, product.image_src),
+            imageUrl=_absolute(site_url, product.image_src),
         )
+
+
+def _absolute(site_url: str, src: str) -> str:
+    """`urljoin(site_url, src)`. For a path from the root without dot segments (what a generated image's
+    address is) that is the site's origin followed by the path, without parsing both addresses as
+    urljoin does (~15 us a product, a tenth of a listing's CPU)."""
+    if src[:1] == "/" and src[1:2] != "/" and "/." not in src:
+        scheme_end = site_url.find("://")
+        if scheme_end > 0:
+            path_start = site_url.find("/", scheme_end + 3)
+            return (site_url if path_start < 0 else site_url[:path_start]) + src
+    return urljoin(site_url, src)
 
 
 class FacetOut(Schema):

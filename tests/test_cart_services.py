@@ -475,3 +475,24 @@ def test_cleanup_keeps_a_guest_cart_written_while_it_runs(monkeypatch: pytest.Mo
     monkeypatch.setattr(services, "streaming_bulk", write_first)
     assert services.delete_abandoned_guest_carts(idle_days=30) == 0
     assert selectors.get_cart(cart_id=guest).lines[0].quantity == 2
+
+
+def test_a_summary_cached_at_another_catalog_version_is_not_served(cart_id: str) -> None:
+    """The cached summary records the catalog version it was priced at, read in the same round trip as
+    the current one (selectors.summarize): only an entry of the current version is served."""
+    import dataclasses
+
+    from django.core.cache import cache
+
+    from catalog.selectors import catalog_version
+
+    product = make_product(price="4.00", stock=10)
+    services.add_item(cart_id=cart_id, product_id=product.id, quantity=2)
+    cart = selectors.get_cart(cart_id=cart_id)
+    real = selectors.summarize(cart=cart)
+    assert real.subtotal_cents == 800
+    planted = dataclasses.replace(real, subtotal_cents=1)
+    cache.set(selectors.summary_key(cart), (catalog_version() - 1, planted))
+    assert selectors.summarize(cart=cart).subtotal_cents == 800
+    cache.set(selectors.summary_key(cart), (catalog_version(), planted))
+    assert selectors.summarize(cart=cart).subtotal_cents == 1  # the current version's entry is what is read

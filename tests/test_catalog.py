@@ -302,6 +302,27 @@ def test_product_list_page(catalog: str) -> None:
     assert 'rel="next"' in html
 
 
+def test_listing_forms_stay_per_request_though_the_cards_are_rendered_once(catalog: str) -> None:
+    """The product cards are rendered once per process and set of products (catalog_tags.product_grid);
+    what a card holds of the request is still the request's own: a fresh idempotency token per form,
+    this request's CSRF token and this request's address to come back to."""
+    pages = [
+        Client().get(path).content.decode()
+        for path in ("/?category=Books&sort=-price", "/?sort=-price&category=Books&x=<1>")
+    ]
+    tokens = [re.findall(r'name="idempotency_key" value="([0-9a-f]{32})"', html) for html in pages]
+    forms = pages[0].count('class="add-to-cart"')
+    assert forms > 10
+    assert [len(t) for t in tokens] == [forms, forms]
+    assert len(set(tokens[0]) | set(tokens[1])) == 2 * forms
+    csrf = [set(re.findall(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)) for html in pages]
+    assert all(len(values) == 1 for values in csrf)  # one per page, in every form
+    assert csrf[0] != csrf[1]
+    nexts = [set(re.findall(r'name="next" value="([^"]*)"', html)) for html in pages]
+    assert nexts == [{"/?category=Books&amp;sort=-price"}, {"/?sort=-price&amp;category=Books&amp;x=%3C1%3E"}]
+    assert "\x00" not in pages[0] + pages[1]
+
+
 def test_search_page_and_bad_parameters(catalog: str) -> None:
     html = Client().get("/search?q=telscope").content.decode()
     assert "Brass Telescope" in html
@@ -440,3 +461,29 @@ def test_staff_can_create_find_and_deactivate(empty_catalog: str, admin_client: 
     admin_client.post("/admin/catalog/products/adm-1/active/", {"active": "0"})
     assert Client().get("/api/products/adm-1").status_code == 404
     assert "Admin Lantern" in admin_client.get("/admin/catalog/products/").content.decode()
+
+
+@pytest.mark.parametrize("query", ["", "steel mug", "KIT-0001"])
+@pytest.mark.parametrize("category", ["", "Kitchen"])
+@pytest.mark.parametrize("active_only", [True, False])
+def test_the_search_body_is_what_elasticsearch_dsl_builds(query: str, category: str, active_only: bool) -> None:
+    """The search is built as a plain dict (selectors._search_body, cheaper on every search); it must be
+    exactly the request elasticsearch-dsl built from the same rules."""
+    from elasticsearch_dsl import Q
+
+    from catalog.documents import ProductDocument
+
+    search = ProductDocument.search()
+    if active_only:
+        search = search.filter("term", active=True)
+    if query:
+        search = search.query(Q("bool", **selectors._text_query(query)))
+    if category:
+        search = search.post_filter("term", category=category)
+    search.aggs.bucket("categories", "terms", field="category", size=100, order={"_key": "asc"})
+    search = search.sort(*selectors.SORTS["price"]).extra(track_total_hits=True)
+    expected = search[24:48].to_dict()
+    body = selectors._search_body(
+        query=query, category=category, sort="price", start=24, size=24, active_only=active_only
+    )
+    assert body == expected

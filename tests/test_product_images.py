@@ -15,6 +15,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client, override_settings
+from django.urls import reverse
 
 from catalog import images, selectors, services
 from catalog.errors import InvalidProduct
@@ -172,3 +173,36 @@ def test_the_api_gives_each_product_an_absolute_image_url(catalog: str) -> None:
         assert re.fullmatch(rf"http://testserver/products/{item['id']}/image\?v=[0-9a-f]{{12}}", item["imageUrl"])
     assert len({item["imageUrl"] for item in items}) == 3
     assert Client().get(items[0]["imageUrl"]).status_code == 200
+
+
+@pytest.mark.parametrize("product_id", ["kit-0001", "p 1", "ü-é", "a?b#c%d", "x:y@z~1", "semi;colon&+=,", "e\u0301"])
+def test_the_generated_image_address_is_exactly_what_reverse_gives(product_id: str) -> None:
+    """The address is reversed once and the id put in (images._image_path): byte for byte reverse()'s."""
+    assert images._image_path(product_id) == reverse("catalog:product_image", args=[product_id])
+    with override_settings(FORCE_SCRIPT_NAME="/shop/"):
+        from django.urls import set_script_prefix
+
+        set_script_prefix("/shop/")
+        try:
+            assert images._image_path(product_id) == reverse("catalog:product_image", args=[product_id])
+            assert images._image_path(product_id).startswith("/shop/products/")
+        finally:
+            set_script_prefix("/")
+
+
+@pytest.mark.parametrize(
+    ("site_url", "src"),
+    [
+        ("http://testserver/", "/products/kit-0001/image?v=abc"),
+        ("https://shop.example:8443/", "/shop/products/a%20b/image?v=1"),
+        ("http://testserver/", "https://images.example/x.png"),
+        ("http://testserver/", "//cdn.example/x.png"),
+        ("http://testserver/", "/products/../image?v=1"),
+    ],
+)
+def test_the_api_image_url_is_what_urljoin_gives(site_url: str, src: str) -> None:
+    from urllib.parse import urljoin
+
+    from catalog.schemas import _absolute
+
+    assert _absolute(site_url, src) == urljoin(site_url, src)
