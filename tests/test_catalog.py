@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client, override_settings
 
@@ -20,26 +19,22 @@ from catalog import selectors, services
 from catalog.seeding import fixture_products
 from catalog.services import ProductInput
 from shopcart import es
+from tests import catalog_support
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(scope="module")
 def seeded_catalog(django_db_setup, django_db_blocker) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """The shipped fixture loaded into a catalog of this module's own (its own index prefix). The seed
-    adds users too, so the test database must exist first (this module run on its own)."""
-    prefix = f"{settings.ELASTICSEARCH_INDEX_PREFIX}-cat{uuid.uuid4().hex[:6]}"
-    with override_settings(ELASTICSEARCH_INDEX_PREFIX=prefix), django_db_blocker.unblock():
-        call_command("seed", stdout=None)
-        # The seed's demo users would outlive every test's transaction; these tests do not need them.
-        get_user_model().objects.filter(email__in=[settings.DEMO_USER_EMAIL, settings.STAFF_USER_EMAIL]).delete()
+    """The shipped fixture loaded into a catalog of this module's own (its own index prefix)."""
+    with catalog_support.seeded_catalog(django_db_blocker, "cat") as prefix:
         yield prefix
 
 
 @pytest.fixture
 def catalog(seeded_catalog: str) -> Iterator[str]:
-    with override_settings(ELASTICSEARCH_INDEX_PREFIX=seeded_catalog):
-        yield seeded_catalog
+    with catalog_support.using_catalog(seeded_catalog) as prefix:
+        yield prefix
 
 
 @pytest.fixture
@@ -50,17 +45,7 @@ def empty_catalog() -> Iterator[str]:
 
 
 def _product_input(**overrides: object) -> ProductInput:
-    values: dict[str, object] = {
-        "sku": f"T-{uuid.uuid4().hex[:8]}",
-        "name": "Test Teapot",
-        "description": "A teapot for tests.",
-        "category": "Kitchen",
-        "price": Decimal("12.50"),
-        "currency": "USD",
-        "stock": 7,
-    }
-    values.update(overrides)
-    return ProductInput(**values)  # type: ignore[arg-type]
+    return catalog_support.product_input(sku_prefix="T", **overrides)
 
 
 # --- search and facets -------------------------------------------------------------------------

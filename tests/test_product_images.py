@@ -7,13 +7,9 @@ import re
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from decimal import Decimal
 from html import escape
 
 import pytest
-from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.core.management import call_command
 from django.test import Client, override_settings
 from django.urls import reverse
 
@@ -21,6 +17,7 @@ from catalog import images, selectors, services
 from catalog.errors import InvalidProduct
 from catalog.seeding import fixture_products
 from catalog.services import ProductInput
+from tests import catalog_support
 
 pytestmark = pytest.mark.django_db
 SVG = "{http://www.w3.org/2000/svg}"
@@ -29,32 +26,19 @@ SVG = "{http://www.w3.org/2000/svg}"
 @pytest.fixture(scope="module")
 def seeded(django_db_setup, django_db_blocker) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """The shipped catalog (and the cart index) under a prefix of this module's own."""
-    prefix = f"{settings.ELASTICSEARCH_INDEX_PREFIX}-img{uuid.uuid4().hex[:6]}"
-    with override_settings(ELASTICSEARCH_INDEX_PREFIX=prefix), django_db_blocker.unblock():
-        call_command("seed", stdout=None)
-        # The seed's demo users would outlive every test's transaction; these tests do not need them.
-        get_user_model().objects.filter(email__in=[settings.DEMO_USER_EMAIL, settings.STAFF_USER_EMAIL]).delete()
+    with catalog_support.seeded_catalog(django_db_blocker, "img") as prefix:
         yield prefix
 
 
 @pytest.fixture
 def catalog(seeded: str) -> Iterator[str]:
-    with override_settings(ELASTICSEARCH_INDEX_PREFIX=seeded):
-        yield seeded
+    with catalog_support.using_catalog(seeded) as prefix:
+        yield prefix
 
 
 def product_input(**overrides: object) -> ProductInput:
-    values: dict[str, object] = {
-        "sku": f"IMG-{uuid.uuid4().hex[:8]}",
-        "name": "Picture Teapot",
-        "description": "A teapot.",
-        "category": "Kitchen",
-        "price": Decimal("12.50"),
-        "currency": "USD",
-        "stock": 7,
-    }
-    values.update(overrides)
-    return ProductInput(**values)  # type: ignore[arg-type]
+    fields: dict[str, object] = {"name": "Picture Teapot", "description": "A teapot.", **overrides}
+    return catalog_support.product_input(sku_prefix="IMG", **fields)
 
 
 REFUSED = [

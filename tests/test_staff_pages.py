@@ -11,47 +11,38 @@ from html import unescape
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
-from django.contrib.auth import get_user_model
-from django.core.management import call_command
-from django.test import Client, override_settings
+from django.test import Client
 
 from catalog import selectors, services
 from catalog.seeding import fixture_products
 from catalog.services import ProductInput
+from tests import catalog_support
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(scope="module")
 def seeded(django_db_setup, django_db_blocker) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    prefix = f"{settings.ELASTICSEARCH_INDEX_PREFIX}-staff{uuid.uuid4().hex[:6]}"
-    with override_settings(ELASTICSEARCH_INDEX_PREFIX=prefix), django_db_blocker.unblock():
-        call_command("seed", stdout=None)
-        # The seed's demo users would outlive every test's transaction; these tests do not need them.
-        get_user_model().objects.filter(email__in=[settings.DEMO_USER_EMAIL, settings.STAFF_USER_EMAIL]).delete()
+    with catalog_support.seeded_catalog(django_db_blocker, "staff") as prefix:
         yield prefix
 
 
 @pytest.fixture
 def catalog(seeded: str) -> Iterator[str]:
-    with override_settings(ELASTICSEARCH_INDEX_PREFIX=seeded):
-        yield seeded
+    with catalog_support.using_catalog(seeded) as prefix:
+        yield prefix
 
 
 def new_product(**overrides: Any) -> selectors.Product:
-    values: dict[str, Any] = {
-        "sku": f"STF-{uuid.uuid4().hex[:8]}",
+    fields: dict[str, Any] = {
         "name": "Staff Kettle",
         "description": "A kettle.",
-        "category": "Kitchen",
         "price": Decimal("20.00"),
-        "currency": "USD",
         "stock": 5,
+        **overrides,
     }
-    values.update(overrides)
-    return services.create_product(data=ProductInput(**values))
+    return services.create_product(data=catalog_support.product_input(sku_prefix="STF", **fields))
 
 
 def form_fields(product: selectors.Product, **overrides: Any) -> dict[str, Any]:
