@@ -116,7 +116,7 @@ redis_start() {
   node_pid "$name" >/dev/null && return 0
   mkdir -p "$dir"
   if [ ! -f "$conf" ]; then
-    # appendonly: the cart-event outbox lives in Redis, as on the single node.
+    # appendonly: sessions, token revocations and throttling counters survive a restart, as on one node.
     cat >"$conf" <<EOF
 bind 127.0.0.1
 port $port
