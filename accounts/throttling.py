@@ -31,7 +31,7 @@ from django.core.cache import cache
 from accounts.errors import LoginThrottled
 from accounts.models import normalize_email
 
-_PREFIX = "throttle:"
+KEY_PREFIX = "throttle:"  # every throttling key in the cache starts with it
 LOGIN_ACCOUNT = "login:account"
 LOGIN_ADDRESS = "login:address"
 LOGIN_ACCOUNT_AT_FAMILIAR_ADDRESS = "login:familiar-account"
@@ -41,7 +41,7 @@ PASSWORD_CHANGE = "password-change:account"  # noqa: S105 (a scope name, not a p
 def _key(scope: str, key: str, kind: str) -> str:
     # Hashed: keys stay short and ASCII whatever the input, and hold no address in clear.
     digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-    return f"{_PREFIX}{scope}:{kind}:{digest}"
+    return f"{KEY_PREFIX}{scope}:{kind}:{digest}"
 
 
 def blocked(*, scope: str, key: str) -> int:

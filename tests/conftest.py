@@ -103,6 +103,19 @@ def _clean_test_data(request: pytest.FixtureRequest) -> Iterator[None]:
     cache.delete_pattern("*")
 
 
+@pytest.fixture
+def fresh_throttles() -> Iterator[None]:
+    """No throttling counted by another test, before or after this one: every test client comes from
+    127.0.0.1, so one test's failed log-ins or reset requests would otherwise count against the next."""
+    from django.core.cache import cache
+
+    from accounts.throttling import KEY_PREFIX
+
+    cache.delete_pattern(f"{KEY_PREFIX}*")
+    yield
+    cache.delete_pattern(f"{KEY_PREFIX}*")
+
+
 def stack(*args: str) -> None:
     """Drive the local stack (devstack/stack.sh), e.g. stack("stop", "redis")."""
     subprocess.run(["bash", str(ROOT / "devstack" / "stack.sh"), *args], check=True, capture_output=True, timeout=300)

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "plum-orchard-91"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_throttle() -> Iterator[None]:
-    # The test client always comes from 127.0.0.1: start every test with no failures counted.
-    cache.delete_pattern("throttle:*")
-    yield
-    cache.delete_pattern("throttle:*")
+pytestmark = pytest.mark.usefixtures("fresh_throttles")
 
 
 @pytest.fixture

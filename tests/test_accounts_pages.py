@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.sessions.backends.cache import SessionStore
-from django.core.cache import cache
 from django.test import Client
 
 from accounts.models import User
@@ -20,11 +18,7 @@ PASSWORD = "plum-orchard-91"
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 
 
-@pytest.fixture(autouse=True)
-def _fresh_throttle() -> Iterator[None]:
-    cache.delete_pattern("throttle:*")
-    yield
-    cache.delete_pattern("throttle:*")
+pytestmark = pytest.mark.usefixtures("fresh_throttles")
 
 
 @pytest.fixture

@@ -19,14 +19,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from html import escape
 from typing import Any
 
 import jwt
 import pytest
 from django.conf import settings
-from django.core.cache import cache
 from django.test import Client, override_settings
 
 from accounts import tokens
@@ -47,7 +45,7 @@ from tests.test_cart_support import (
     wipe_cart,
 )
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cart_events_env")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cart_events_env", "fresh_throttles")]
 
 PASSWORD = "plum-orchard-91"
 USER_PASSWORD = "a-Long-password-1"  # make_user's
@@ -56,14 +54,6 @@ CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 # Text a hostile user would put anywhere: it must come back as text, never as markup.
 HOSTILE = "<script>alert('x')</script><img src=x onerror=alert(1)>\"'&"
 HOSTILE_ESCAPED = escape(HOSTILE)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttle() -> Iterator[None]:
-    # Every test client comes from 127.0.0.1: no failures counted from another test.
-    cache.delete_pattern("throttle:*")
-    yield
-    cache.delete_pattern("throttle:*")
 
 
 @pytest.fixture(scope="module")

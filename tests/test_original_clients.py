@@ -10,7 +10,6 @@ import uuid
 from typing import Any
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 
@@ -21,15 +20,10 @@ from tests.test_cart_support import (
     wipe_cart,
 )
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cart_events_env")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cart_events_env", "fresh_throttles")]
 
 PASSWORD = "plum-orchard-91"
 ENCODINGS = ["json", "urlencoded", "multipart"]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttle() -> None:
-    cache.delete_pattern("throttle:*")
 
 
 @pytest.fixture(scope="module")

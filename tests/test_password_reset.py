@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from django.core import mail
-from django.core.cache import cache
 from django.test import Client
 
 from accounts.models import User
@@ -26,13 +25,11 @@ LINK = re.compile(r"https?://testserver(/accounts/password/reset/[^/\s]+/[^/\s]+
 
 
 @pytest.fixture(autouse=True)
-def _real_smtp(settings: Any) -> Iterator[None]:
+def _real_smtp(settings: Any, fresh_throttles: None) -> Iterator[None]:
     # pytest-django switches the suite to the in-memory backend; these tests use the real SMTP one.
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    cache.delete_pattern("throttle:*")
     yield
     wait_until_sent()  # nothing of this test is still queued when the settings are restored
-    cache.delete_pattern("throttle:*")
 
 
 def unique_address() -> str:
