@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -335,6 +336,57 @@ def _search_body(*, query: str, category: str, sort: str, start: int, size: int,
     return body
 
 
+def _search_args(*, query: str, sort: str, page: int, page_size: int) -> tuple[str, str, int, int]:
+    """The search's parameters as it runs them: the query stripped, the sort defaulted, page and size clamped."""
+    query = query.strip()
+    if sort not in SORTS:
+        sort = "relevance" if query else "name"
+    page_size = max(1, min(page_size, MAX_PAGE_SIZE))
+    page = max(1, min(page, MAX_RESULT_WINDOW // page_size))
+    return query, sort, page, page_size
+
+
+def _search_fingerprint(*parts: object) -> str:
+    return sha256("\x00".join(map(str, parts)).encode()).hexdigest()[:32]
+
+
+_SEARCH_RESPONSE_FIELDS = [
+    "hits.total.value",
+    "hits.hits._id",
+    "hits.hits._source",
+    "aggregations.categories.buckets.key",
+    "aggregations.categories.buckets.doc_count",
+]
+
+
+def _run_search(
+    *, query: str, category: str, sort: str, page: int, page_size: int, include_inactive: bool
+) -> ProductPage:
+    body = _search_body(
+        query=query,
+        category=category,
+        sort=sort,
+        start=(page - 1) * page_size,
+        size=page_size,
+        active_only=not include_inactive,
+    )
+    # Run with the plain client: hits become Products straight from their JSON. Only what is used comes
+    # back (~20 % fewer bytes to receive and parse; Elasticsearch leaves out an empty list entirely).
+    response = es.client().search(index=products_alias(), body=body, filter_path=_SEARCH_RESPONSE_FIELDS)
+    hits = response["hits"]
+    buckets = response.get("aggregations", {}).get("categories", {}).get("buckets", [])
+    return ProductPage(
+        items=[_from_source(hit["_id"], hit["_source"]) for hit in hits.get("hits", [])],
+        total=hits["total"]["value"],
+        page=page,
+        page_size=page_size,
+        query=query,
+        category=category,
+        sort=sort,
+        facets=[(bucket["key"], bucket["doc_count"]) for bucket in buckets],
+    )
+
+
 def search_products(
     *,
     query: str = "",
@@ -347,43 +399,44 @@ def search_products(
     """Active products matching `query` (full text, typo tolerant) and `category`, one page of them,
     with the category facet counts of the whole match (ignoring the category filter itself).
     `include_inactive` (the staff pages) also returns deactivated products, uncached."""
-    query = query.strip()
-    if sort not in SORTS:
-        sort = "relevance" if query else "name"
-    page_size = max(1, min(page_size, MAX_PAGE_SIZE))
-    page = max(1, min(page, MAX_RESULT_WINDOW // page_size))
-
-    fingerprint = sha256(f"{query}\x00{category}\x00{sort}\x00{page}\x00{page_size}".encode()).hexdigest()[:32]
-    key = _cache_key("search", fingerprint)
+    query, sort, page, page_size = _search_args(query=query, sort=sort, page=page, page_size=page_size)
+    key = _cache_key("search", _search_fingerprint(query, category, sort, page, page_size))
     cached = None if include_inactive else cache.get(key)
     if cached is not None:
         return cached
-
-    body = _search_body(
-        query=query,
-        category=category,
-        sort=sort,
-        start=(page - 1) * page_size,
-        size=page_size,
-        active_only=not include_inactive,
-    )
-    # Run with the plain client: hits become Products straight from their JSON.
-    response = es.client().search(index=products_alias(), body=body)
-    hits = response["hits"]
-
-    result = ProductPage(
-        items=[_from_source(hit["_id"], hit["_source"]) for hit in hits["hits"]],
-        total=hits["total"]["value"],
-        page=page,
-        page_size=page_size,
-        query=query,
-        category=category,
-        sort=sort,
-        facets=[(bucket["key"], bucket["doc_count"]) for bucket in response["aggregations"]["categories"]["buckets"]],
+    result = _run_search(
+        query=query, category=category, sort=sort, page=page, page_size=page_size, include_inactive=include_inactive
     )
     if not include_inactive:
         cache.set(key, result, CACHE_TTL)
     return result
+
+
+def search_products_rendered(
+    render: Callable[[ProductPage], bytes],
+    *,
+    variant: str,
+    query: str = "",
+    category: str = "",
+    sort: str = "",
+    page: int = 1,
+    page_size: int = 24,
+) -> bytes:
+    """`render(search_products(...))`, cached as those bytes under the same catalog version: for an
+    output that is the same for every caller with the same `variant` (which names the rendering and
+    whatever else it depends on, e.g. the API's JSON for one site address). Caching the output instead
+    of the page saves re-serialising it on a hit, and on a miss (most searches: the bench's queries are
+    85-90 % first occurrences) the pickling of the page's Products (bench/README.md)."""
+    query, sort, page, page_size = _search_args(query=query, sort=sort, page=page, page_size=page_size)
+    key = _cache_key("search-rendered", _search_fingerprint(variant, query, category, sort, page, page_size))
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
+    rendered = render(
+        _run_search(query=query, category=category, sort=sort, page=page, page_size=page_size, include_inactive=False)
+    )
+    cache.set(key, rendered, CACHE_TTL)
+    return rendered
 
 
 def category_names() -> list[str]:

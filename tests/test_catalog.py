@@ -14,8 +14,10 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.test import Client, override_settings
+from ninja.renderers import JSONRenderer as NinjaJSONRenderer
 
 from catalog import selectors, services
+from catalog.schemas import ProductOut, ProductPageOut, page_json
 from catalog.seeding import fixture_products
 from catalog.services import ProductInput
 from shopcart import es
@@ -306,6 +308,34 @@ def test_listing_forms_stay_per_request_though_the_cards_are_rendered_once(catal
     nexts = [set(re.findall(r'name="next" value="([^"]*)"', html)) for html in pages]
     assert nexts == [{"/?category=Books&amp;sort=-price"}, {"/?sort=-price&amp;category=Books&amp;x=%3C1%3E"}]
     assert "\x00" not in pages[0] + pages[1]
+
+
+def test_the_search_api_answers_what_django_ninja_would_serialise(catalog: str) -> None:
+    """The API's search answer is written and cached as JSON bytes (schemas.page_json), not through the
+    response schema: it must be exactly what django-ninja makes of a validated ProductPageOut."""
+    site_url = "http://testserver/"
+    for params in (
+        {"q": "telescope"},
+        {"category": "Books", "sort": "-price", "page": 2, "page_size": 5},
+        {"q": "samovar"},
+    ):
+        page = selectors.search_products(**{("query" if k == "q" else k): v for k, v in params.items()})
+        validated = ProductPageOut.model_validate(
+            {
+                "items": [ProductOut.from_product(product, site_url=site_url).model_dump() for product in page.items],
+                "total": page.total,
+                "page": page.page,
+                "page_size": page.page_size,
+                "facets": [{"category": name, "count": count} for name, count in page.facets],
+            }
+        )
+        expected = NinjaJSONRenderer().render(None, validated.model_dump(), response_status=200).encode()  # type: ignore[arg-type]
+        assert page_json(page, site_url=site_url) == expected
+        for attempt in ("miss", "hit"):
+            response = Client().get("/api/products", params)
+            assert response.status_code == 200, attempt
+            assert response["Content-Type"] == "application/json; charset=utf-8"
+            assert response.content == expected, attempt
 
 
 def test_search_page_and_bad_parameters(catalog: str) -> None:
