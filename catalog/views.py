@@ -20,8 +20,8 @@ IMAGE_REDIRECT_MAX_AGE = 5 * 60
 
 @require_safe
 def product_list(request: HttpRequest) -> HttpResponse:
-    form = ProductFilterForm(request.GET)
-    params, notes = form.usable_data()
+    # No parameters (the shop's front page, most of its views): nothing to validate or tell.
+    params, notes = ProductFilterForm(request.GET).usable_data() if request.GET else ({}, [])
     page = selectors.search_products(
         query=params.get("q") or "",
         category=params.get("category") or "",
@@ -37,7 +37,7 @@ def product_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "catalog/product_list.html",
-        {"page": page, "sort_labels": selectors.SORT_LABELS, "form": form, "notes": notes},
+        {"page": page, "sort_labels": selectors.SORT_LABELS, "notes": notes},
     )
 
 

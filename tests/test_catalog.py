@@ -20,6 +20,7 @@ from catalog import selectors, services
 from catalog.schemas import ProductOut, ProductPageOut, page_json
 from catalog.seeding import fixture_products
 from catalog.services import ProductInput
+from catalog.templatetags import catalog_tags
 from shopcart import es
 from tests import catalog_support
 
@@ -308,6 +309,25 @@ def test_listing_forms_stay_per_request_though_the_cards_are_rendered_once(catal
     nexts = [set(re.findall(r'name="next" value="([^"]*)"', html)) for html in pages]
     assert nexts == [{"/?category=Books&amp;sort=-price"}, {"/?sort=-price&amp;category=Books&amp;x=%3C1%3E"}]
     assert "\x00" not in pages[0] + pages[1]
+
+
+def test_the_listing_is_rendered_once_per_result_and_query_string(catalog: str) -> None:
+    """The list page's content is kept per search result and query string (catalog_tags.product_listing):
+    the same products under another query string still link with that query string, and a kept listing
+    is byte for byte what rendering it afresh gives."""
+    pages = [
+        Client().get(path).content.decode() for path in ("/?category=Books&sort=-price", "/?sort=-price&category=Books")
+    ]
+    assert '<a href="?category=Books&amp;sort=-price&amp;page=2" rel="next">' in pages[0]
+    assert '<a href="?sort=-price&amp;category=Books&amp;page=2" rel="next">' in pages[1]
+
+    def normalised(html: str) -> str:
+        html = re.sub(r'name="idempotency_key" value="[0-9a-f]{32}"', "KEY", html)
+        return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "CSRF", html)
+
+    kept = normalised(Client().get("/?category=Books&sort=-price").content.decode())
+    catalog_tags._clear_rendered()
+    assert normalised(Client().get("/?category=Books&sort=-price").content.decode()) == kept == normalised(pages[0])
 
 
 def test_the_search_api_answers_what_django_ninja_would_serialise(catalog: str) -> None:
