@@ -45,10 +45,10 @@ from accounts.services import issue_token  # noqa: E402
 from cart import selectors as cart_selectors  # noqa: E402
 from cart import services as cart_services  # noqa: E402
 from cart.owners import user_cart_id  # noqa: E402
+from catalog import cache as catalog_cache  # noqa: E402
 from catalog import seeding  # noqa: E402
 from catalog.documents import ProductDocument, products_alias  # noqa: E402
 from catalog.selectors import SORTS, search_products  # noqa: E402
-from catalog.services import bump_catalog_version  # noqa: E402
 
 SUMMARY_SIZES = (1, 20, 200)
 # Products a benchmark adds or re-quantifies have at least this much stock, so "out of stock" answers
@@ -231,11 +231,11 @@ def summary(args: argparse.Namespace) -> dict[str, Any]:
             return get()
 
         def product_edited(product_id: str = cart.lines[0].product_id) -> float:
-            bump_catalog_version(product_id=product_id)  # what an edit of one of its products does
+            catalog_cache.bump(product_id=product_id)  # what an edit of one of its products does
             return get()
 
         def catalog_changed() -> float:
-            bump_catalog_version()  # what a bulk change does: every offer bucket too
+            catalog_cache.bump()  # what a bulk change does: every offer bucket too
             return get()
 
         results: dict[str, Any] = {}

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.test import Client, override_settings
 
+from catalog import cache as catalog_cache
 from catalog import selectors, services
 from catalog.seeding import fixture_products
 from catalog.services import ProductInput
@@ -163,7 +164,7 @@ def test_offers_are_cached_and_an_edit_retires_only_its_bucket(
 ) -> None:
     edited = services.create_product(data=_product_input(price=Decimal("4.00"), stock=3))
     other = services.create_product(data=_product_input())
-    while selectors.offer_bucket(other.id) == selectors.offer_bucket(edited.id):
+    while catalog_cache.offer_bucket(other.id) == catalog_cache.offer_bucket(edited.id):
         other = services.create_product(data=_product_input())
     ids = [edited.id, other.id]
 
