@@ -50,6 +50,7 @@ def finish_pending_merge(request: HttpRequest) -> None:
 def detail(request: HttpRequest) -> HttpResponse:
     finish_pending_merge(request)
     summary = selectors.get_summary(cart_id=cart_id_for_request(request))
+    request.cart_summary = summary  # type: ignore[attr-defined]  # the header's count reads it (no second read)
     return render(request, "cart/detail.html", {"summary": summary})  # max_quantity: cart.context_processors
 
 

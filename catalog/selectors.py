@@ -166,19 +166,6 @@ def get_product(*, product_id: str, include_inactive: bool = False, use_cache: b
     return product
 
 
-def get_products(*, product_ids: list[str]) -> dict[str, Product]:
-    """Several products by id, as stored now (one real-time multi-get, uncached: the merge at log-in
-    checks stock with it); ids that do not exist are left out."""
-    if not product_ids:
-        return {}
-    return {
-        doc["_id"]: _from_source(
-            doc["_id"], doc["_source"], seq_no=doc.get("_seq_no"), primary_term=doc.get("_primary_term")
-        )
-        for doc in _multi_get(product_ids)
-    }
-
-
 class Offer(NamedTuple):
     """A product as the cart prices it: what it is sold as, for how much, and how many are left.
     (A named tuple: a cart builds one per line on every write, and tuples are the cheapest to build.)"""

@@ -31,6 +31,7 @@ from accounts import tokens
 from accounts.models import User
 from cart import selectors as cart_selectors
 from cart import services as cart_services
+from cart.domain import Cart
 from catalog import selectors as catalog_selectors
 from catalog.selectors import Product
 from catalog.services import set_product_active
@@ -109,7 +110,7 @@ def test_defect_2_a_concurrent_cart_change_is_never_lost(monkeypatch: pytest.Mon
     cart_services.add_item(cart_id=cart_id, product_id=product.id, quantity=1)  # an existing cart: an update
     real_get_cart = cart_services.get_cart
 
-    def read_then_someone_else_adds(*, cart_id: str, timeout: float | None = None) -> cart_selectors.Cart:
+    def read_then_someone_else_adds(*, cart_id: str, timeout: float | None = None) -> Cart:
         snapshot = real_get_cart(cart_id=cart_id, timeout=timeout)
         monkeypatch.setattr(cart_services, "get_cart", real_get_cart)  # only the first read races
         cart_services.add_item(cart_id=cart_id, product_id=product.id, quantity=1)

@@ -17,6 +17,7 @@ from cart import selectors, services
 from cart.documents import carts_alias
 from cart.errors import CartBusy
 from cart.owners import SESSION_KEY
+from cart.schemas import CartOut
 from catalog.services import set_product_active
 from shopcart import es
 from tests.test_cart_support import cart_events_env, make_product, make_user  # noqa: F401 - a fixture
@@ -72,6 +73,26 @@ def test_anonymous_shopper_adds_and_sees_the_cart() -> None:
     assert "$8.50" in body
     assert _badge(page) == "2"
     assert selectors.get_cart(cart_id=_anon_cart_id(client)).line(product.id).quantity == 2
+
+
+def test_the_cart_page_reads_the_cart_once_for_its_lines_and_the_header_count(monkeypatch: Any) -> None:
+    product = make_product(stock=10)
+    client = Client()
+    _add(client, product.id, 3)
+    reads: list[str] = []
+    real_get_cart = selectors.get_cart
+
+    def counted(**kwargs: Any) -> Any:
+        reads.append(kwargs["cart_id"])
+        return real_get_cart(**kwargs)
+
+    monkeypatch.setattr(selectors, "get_cart", counted)
+    page = client.get("/cart/")
+    assert _badge(page) == "3"
+    assert reads == [_anon_cart_id(client)]
+    reads.clear()
+    assert _badge(client.get(f"/products/{product.id}")) == "3"  # any other page reads it for the count alone
+    assert reads == [_anon_cart_id(client)]
 
 
 @pytest.mark.parametrize("target", ["https://evil.example.com/", "//evil.example.com/x", "javascript:alert(1)", ""])
@@ -248,7 +269,7 @@ def test_a_sold_out_line_is_not_counted_and_not_only_0_left() -> None:
     assert 'id="cart-subtotal">$3.00' in body
     assert _badge(page) == "1"
     summary = selectors.get_summary(cart_id=_anon_cart_id(client))  # the one builder the API answers with too
-    api = summary.as_api()
+    api = CartOut.of(summary).model_dump()
     assert (api["itemCount"], api["lineCount"], api["subtotal"]) == (1, 1, "3.00")
     assert [line["available"] for line in api["lines"]] == [True, False]
 

@@ -16,6 +16,7 @@ from elasticsearch import NotFoundError
 
 from cart import selectors, services
 from cart.documents import carts_alias, ensure_cart_index
+from cart.domain import Cart
 from cart.errors import (
     CartBusy,
     CurrencyMismatch,
@@ -25,6 +26,7 @@ from cart.errors import (
     QuantityInvalid,
     QuantityOverMaximum,
 )
+from cart.schemas import CartOut
 from catalog.services import ProductInput, set_product_active, update_product
 from shopcart import es
 from tests.test_cart_support import cart_events_env, make_product, unique, wipe_cart  # noqa: F401 - cart_events_env is a fixture
@@ -155,7 +157,7 @@ def test_a_cart_holds_one_currency(cart_id: str) -> None:
     services.remove_item(cart_id=cart_id, product_id=dollars.id)
     # An empty cart takes the currency of its first line.
     services.add_item(cart_id=cart_id, product_id=euros.id, quantity=2)
-    summary = selectors.get_summary(cart_id=cart_id).as_api()
+    summary = CartOut.of(selectors.get_summary(cart_id=cart_id)).model_dump()
     assert (summary["currency"], summary["subtotal"]) == ("EUR", "20.00")
 
 
@@ -176,7 +178,7 @@ class _Interferer:
         self._real = selectors.get_cart
         monkeypatch.setattr(services, "get_cart", self)
 
-    def __call__(self, *, cart_id: str, timeout: float | None = None) -> selectors.Cart:
+    def __call__(self, *, cart_id: str, timeout: float | None = None) -> Cart:
         cart = self._real(cart_id=cart_id)
         self.reads += 1
         if self.reads <= self.times:
@@ -254,7 +256,7 @@ def test_summary_arithmetic_is_exact(cart_id: str) -> None:
     services.add_item(cart_id=cart_id, product_id=teapot.id, quantity=3)
     services.add_item(cart_id=cart_id, product_id=nail.id, quantity=7)
 
-    summary = selectors.get_summary(cart_id=cart_id).as_api()
+    summary = CartOut.of(selectors.get_summary(cart_id=cart_id)).model_dump()
 
     assert summary["itemCount"] == 10
     assert summary["lineCount"] == 2
@@ -299,14 +301,14 @@ def test_price_change_is_flagged_and_never_served_stale_from_the_cache(cart_id: 
 
     update_product(product_id=product.id, data=_input(product, price=Decimal("13.99")))
 
-    after = selectors.get_summary(cart_id=cart_id).as_api()
+    after = CartOut.of(selectors.get_summary(cart_id=cart_id)).model_dump()
     line = after["lines"][0]
     assert (line["unitPrice"], line["addedUnitPrice"], line["priceChanged"]) == ("13.99", "12.50", True)
     assert (line["lineTotal"], after["subtotal"]) == ("27.98", "27.98")
 
     # Adding more keeps the line's add-time price, so the change stays visible.
     services.add_item(cart_id=cart_id, product_id=product.id, quantity=1)
-    again = selectors.get_summary(cart_id=cart_id).as_api()
+    again = CartOut.of(selectors.get_summary(cart_id=cart_id)).model_dump()
     assert (again["subtotal"], again["lines"][0]["priceChanged"]) == ("41.97", True)
 
 
@@ -337,7 +339,7 @@ def test_unavailable_lines_are_listed_but_not_counted(cart_id: str) -> None:
     services.add_item(cart_id=cart_id, product_id=dropped.id, quantity=3)
     set_product_active(product_id=dropped.id, active=False)
 
-    summary = selectors.get_summary(cart_id=cart_id).as_api()
+    summary = CartOut.of(selectors.get_summary(cart_id=cart_id)).model_dump()
 
     assert (summary["itemCount"], summary["lineCount"], summary["subtotal"]) == (2, 1, "10.00")
     gone = next(line for line in summary["lines"] if line["productId"] == dropped.id)
@@ -345,7 +347,7 @@ def test_unavailable_lines_are_listed_but_not_counted(cart_id: str) -> None:
 
 
 def test_empty_and_missing_carts_summarise_to_zero() -> None:
-    summary = selectors.get_summary(cart_id=f"user-{unique()}").as_api()
+    summary = CartOut.of(selectors.get_summary(cart_id=f"user-{unique()}")).model_dump()
     assert summary == {"lines": [], "itemCount": 0, "lineCount": 0, "subtotal": "0.00", "currency": "USD"}
     assert selectors.get_summary(cart_id=None).item_count == 0
 
