@@ -79,14 +79,16 @@ def offers_hash_keys(buckets: Iterable[int]) -> dict[int, str]:
     }
 
 
-def bump(*, product_id: str | None = None) -> None:
-    """Retire what is cached about `product_id` (about every product without it), after the write:
-    its offer bucket's version first, then the catalog version, in that order (see above)."""
-    buckets = [offer_bucket(product_id)] if product_id is not None else range(OFFER_BUCKETS)
-    pipeline = redis().pipeline(transaction=False)
-    for bucket in buckets:
-        pipeline.incr(_offers_version_key(bucket))
-    pipeline.execute()
+def bump(*, product_ids: Iterable[str] | None = None) -> None:
+    """Retire what is cached about `product_ids` (about every product with None), after the write: their
+    offer buckets' versions first, then the catalog version, in that order (see above). Listings and
+    summaries always go; offers only of the products named."""
+    buckets = range(OFFER_BUCKETS) if product_ids is None else sorted({offer_bucket(pid) for pid in product_ids})
+    if buckets:
+        pipeline = redis().pipeline(transaction=False)
+        for bucket in buckets:
+            pipeline.incr(_offers_version_key(bucket))
+        pipeline.execute()
     try:
         cache.incr(VERSION_KEY)
     except ValueError:  # no version yet: start one above catalog_version()'s default of 1

@@ -115,7 +115,7 @@ def create_product(*, data: ProductInput) -> Product:
         raise SkuAlreadyExists(
             f"A product with SKU {fields['sku']!r} exists already.", fields={"sku": ["This SKU is taken."]}
         ) from None
-    catalog_cache.bump(product_id=product_id)
+    catalog_cache.bump(product_ids=[product_id])
     return get_product(product_id=product_id, include_inactive=True, use_cache=False)
 
 
@@ -140,7 +140,7 @@ def update_product(
         )
     except ConflictError:
         raise ProductChanged("Someone else changed this product meanwhile; reload it and try again.") from None
-    catalog_cache.bump(product_id=product_id)
+    catalog_cache.bump(product_ids=[product_id])
     return get_product(product_id=product_id, include_inactive=True, use_cache=False)
 
 
@@ -155,7 +155,7 @@ def set_product_active(*, product_id: str, active: bool) -> Product:
         )
     except NotFoundError:
         raise ProductNotFound(f"No product with id {product_id!r}.") from None
-    catalog_cache.bump(product_id=product_id)
+    catalog_cache.bump(product_ids=[product_id])
     return get_product(product_id=product_id, include_inactive=True, use_cache=False)
 
 
@@ -227,7 +227,9 @@ def bulk_load_products(
             on_progress(seen)
     client.indices.refresh(index=products_alias())
     if created:
-        catalog_cache.bump()
+        # Listings change; offers do not: a bulk load only creates products (an existing one is left as
+        # it is), and a product that did not exist is in no offer hash (only found products are cached).
+        catalog_cache.bump(product_ids=())
     if on_progress:
         on_progress(seen)
     return created

@@ -191,6 +191,34 @@ def test_offers_are_cached_and_an_edit_retires_only_its_bucket(
     assert fetched == [[edited.id]]
 
 
+def test_a_bulk_load_keeps_the_cached_offers_and_finds_the_new_products(
+    empty_catalog: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bulk load only creates products (an existing one is left as it is), and a product that did not
+    exist is in no offer hash: the listings are retired, the offers are not."""
+    existing = services.create_product(data=_product_input(price=Decimal("2.00")))
+    offers = selectors.get_offers(product_ids=[existing.id, "bulk-new-1"])
+    assert set(offers) == {existing.id}
+    version = selectors.catalog_version()
+    fetched: list[list[str]] = []
+    real_multi_get = selectors._multi_get
+
+    def recording(product_ids: list[str], **kwargs: Any) -> Any:
+        fetched.append(list(product_ids))
+        return real_multi_get(product_ids, **kwargs)
+
+    monkeypatch.setattr(selectors, "_multi_get", recording)
+    loaded = {"sku": "BULK-NEW-1", "name": "Bulk mug", "description": "", "category": "Kitchen"}
+    loaded |= {"price_cents": 300, "currency": "USD", "stock": 5, "image_url": "", "active": True}
+    created = services.bulk_load_products(products=[{"id": "bulk-new-1", **loaded}, {"id": existing.id, **loaded}])
+
+    assert created == 1  # the existing product is left exactly as it was
+    assert selectors.catalog_version() > version  # listings and summaries are recomputed
+    after = selectors.get_offers(product_ids=[existing.id, "bulk-new-1"])
+    assert (after[existing.id], after["bulk-new-1"].price_cents) == (offers[existing.id], 300)
+    assert fetched == [["bulk-new-1"]]  # only the new product is read; the existing offer stayed cached
+
+
 def test_cached_pages_show_an_admin_edit_immediately(catalog: str, admin_client: Client) -> None:
     product = selectors.get_product(product_id="kit-0001")
     # Warm every cache: list page, search API and detail.
