@@ -1,5 +1,5 @@
 """Merging a guest cart at log-in: how much of a line moves (cart.services.merged_quantity), without
-Elasticsearch. The merge protocol itself is tested against the real services in tests/test_cart_services.py."""
+Elasticsearch. The merge protocol itself is tested against the real services in tests/cart/test_cart_services.py."""
 
 from __future__ import annotations
 
