@@ -294,14 +294,10 @@ def test_an_api_retry_with_the_same_key_returns_the_first_result_and_applies_onc
     product = make_product(stock=20)
     user = make_user()
     client = api_client(user)
-    key = {"HTTP_IDEMPOTENCY_KEY": unique("add-")}
+    key = unique("add-")
 
-    first = client.post(
-        CART, data=json.dumps({"productId": product.id, "quantity": 2}), content_type="application/json", **key
-    )
-    again = client.post(
-        CART, data=json.dumps({"productId": product.id, "quantity": 2}), content_type="application/json", **key
-    )
+    first = client.post_json(CART, {"productId": product.id, "quantity": 2}, idempotency_key=key)
+    again = client.post_json(CART, {"productId": product.id, "quantity": 2}, idempotency_key=key)
 
     assert (first.status_code, again.status_code) == (200, 200)
     assert again.json() == first.json()
@@ -318,10 +314,9 @@ def test_an_api_retry_with_the_same_key_returns_the_first_result_and_applies_onc
         ("post", CART, {"productId": product.id, "quantity": 1}),
         ("delete", CART, None),
     ]:
-        step = {"HTTP_IDEMPOTENCY_KEY": unique(f"{method}-")}
-        kwargs = {"data": json.dumps(body), "content_type": "application/json"} if body else {}
-        one = getattr(client, method)(path, **kwargs, **step)
-        two = getattr(client, method)(path, **kwargs, **step)
+        step = unique(f"{method}-")
+        one = client.send(method, path, body, idempotency_key=step)
+        two = client.send(method, path, body, idempotency_key=step)
         assert (one.status_code, two.status_code) == (200, 200), (method, path, two.content)
         assert two.json() == one.json()
         assert two["Idempotent-Replayed"] == "true"
@@ -332,36 +327,29 @@ def test_a_key_reused_with_another_request_is_422_and_changes_nothing() -> None:
     product, other = make_product(), make_product()
     user = make_user()
     client = api_client(user)
-    key = {"HTTP_IDEMPOTENCY_KEY": unique("k-")}
+    key = unique("k-")
     assert client.post_json(CART, {"productId": product.id, "quantity": 1}).status_code == 200
     body = {"productId": product.id, "quantity": 1}
-    assert client.post(CART, data=json.dumps(body), content_type="application/json", **key).status_code == 200
+    assert client.post_json(CART, body, idempotency_key=key).status_code == 200
 
     for changed in ({"productId": product.id, "quantity": 3}, {"productId": other.id, "quantity": 1}):
-        response = client.post(CART, data=json.dumps(changed), content_type="application/json", **key)
+        response = client.post_json(CART, changed, idempotency_key=key)
         assert response.status_code == 422
         assert response.json()["error"]["code"] == "idempotency_key_reused"
     patched = client.patch_json(f"{CART}/items/{product.id}", {"quantity": 9})  # no key: applied
     assert patched.status_code == 200
-    assert client.delete(CART, **key).status_code == 422
+    assert client.send("delete", CART, idempotency_key=key).status_code == 422
     assert _quantity(f"user-{user.pk}", product.id) == 9
 
     # Keys are per cart: another user's request with the same key is applied.
     second = make_user()
-    assert (
-        api_client(second).post(CART, data=json.dumps(body), content_type="application/json", **key).status_code == 200
-    )
+    assert api_client(second).post_json(CART, body, idempotency_key=key).status_code == 200
     assert _quantity(f"user-{second.pk}", product.id) == 1
 
 
 def test_a_malformed_key_is_400() -> None:
     client = api_client(make_user())
-    response = client.post(
-        CART,
-        data=json.dumps({"productId": make_product().id, "quantity": 1}),
-        content_type="application/json",
-        HTTP_IDEMPOTENCY_KEY="x" * 256,
-    )
+    response = client.post_json(CART, {"productId": make_product().id, "quantity": 1}, idempotency_key="x" * 256)
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_idempotency_key"
     assert "Idempotency-Key" in response.json()["error"]["fields"]
