@@ -21,7 +21,7 @@ from shopcart.eventbus import EventBusUnavailable, NatsPublisher
 from tests.support import unique
 from tests.support.api import api_client
 from tests.support.cart import make_product, make_user, stream_messages, wipe_cart
-from tests.support.polling import wait_for
+from tests.support.polling import stays_true, wait_for
 from tests.support.stack import stack
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cart_events_env")]
@@ -97,7 +97,7 @@ def test_every_change_publishes_one_event_with_its_payload() -> None:
     for event in found:
         _check_common(event, owner=owner, user_id=user.pk, started=started)
     assert len({e["eventId"] for e in found}) == 7
-    time.sleep(1)
+    stays_true(lambda: len(stream_messages(_stream())) == 7, seconds=1, why="a relay round that could publish again")
     assert len(stream_messages(_stream())) == 7  # nothing else arrives later
     assert _pending_ids(owner) == []  # each request published its event and removed it from the cart
 
@@ -164,7 +164,7 @@ def test_a_re_sent_event_is_stored_once(monkeypatch, settings: Any) -> None:
     assert (result.published, result.remaining) == (1, 0)
     assert _pending_ids(f"user-{user.pk}") == []
     assert len(_events(1)) == 1
-    time.sleep(0.5)
+    # The relay's publish was acknowledged (as a duplicate): the stream is final, nothing to wait for.
     assert len(stream_messages(_stream())) == 1  # JetStream dropped the duplicate message id
 
 
@@ -228,5 +228,9 @@ def test_with_nats_stopped_requests_succeed_and_every_event_arrives_after_restar
         "cleared",
     ]
     wait_for(lambda: _pending_ids(f"user-{user.pk}") == [], timeout=10)
-    time.sleep(2)  # two more relay rounds: still no duplicate
+    stays_true(
+        lambda: [m["event"]["eventId"] for m in stream_messages(_stream())] == ids,
+        seconds=2,
+        why="two more relay rounds: still no duplicate",
+    )
     assert [m["event"]["eventId"] for m in stream_messages(_stream())] == ids

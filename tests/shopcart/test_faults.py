@@ -47,7 +47,7 @@ from tests.support import ROOT, unique
 from tests.support.api import api_client
 from tests.support.cart import delete_stream, make_product, make_user, stream_messages
 from tests.support.gunicorn import gunicorn, manage
-from tests.support.polling import wait_for
+from tests.support.polling import stays_true, wait_for
 from tests.support.stack import stack
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -641,7 +641,7 @@ def test_a_guest_cart_is_not_written_when_its_session_cannot_be_stored(monkeypat
     response = browser.post("/cart/add", {"product_id": product.id, "quantity": "1"})
 
     assert response.status_code == 503
-    time.sleep(1.5)  # an event would have been published by now
+    stays_true(lambda: _added_events(product.id) == [], seconds=1.5, why="the time an event would take to be published")
     monkeypatch.undo()
     assert _added_events(product.id) == []
 
