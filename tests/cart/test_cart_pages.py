@@ -3,7 +3,6 @@ each refusal, safe redirects, CSRF, the mini-cart count, and the anonymous cart 
 
 from __future__ import annotations
 
-import copy
 import html
 import re
 from typing import Any
@@ -22,18 +21,6 @@ from shopcart import es
 from tests.support.cart import make_product, make_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cart_events_env")]
-
-CONTEXT_PROCESSOR = "cart.context_processors.cart_summary"
-
-
-@pytest.fixture(autouse=True)
-def _mini_cart(settings: Any) -> None:
-    """The lead adds the context processor to settings; until then the tests add it themselves."""
-    templates = copy.deepcopy(settings.TEMPLATES)
-    processors = templates[0]["OPTIONS"]["context_processors"]
-    if CONTEXT_PROCESSOR not in processors:
-        processors.append(CONTEXT_PROCESSOR)
-    settings.TEMPLATES = templates
 
 
 def _messages(response: Any) -> list[str]:

@@ -46,7 +46,6 @@ CART = "/api/user/cart"
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 # Text a hostile user would put anywhere: it must come back as text, never as markup.
 HOSTILE = "<script>alert('x')</script><img src=x onerror=alert(1)>\"'&"
-HOSTILE_ESCAPED = escape(HOSTILE)
 
 
 @pytest.fixture(scope="module")
