@@ -1,6 +1,6 @@
 """cart.domain's one rule for what a line may hold, as adding and setting a quantity refuse it and as the
 summary prices it, without Elasticsearch (the services apply it against the real stores in
-tests/test_cart_services.py)."""
+tests/cart/test_cart_services.py)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Merging a guest cart at log-in: how much of a line moves (cart.domain's one rule, `line_limit`, and
 `capped_quantity`), without Elasticsearch. The merge protocol itself is tested against the real services
-in tests/test_cart_services.py."""
+in tests/cart/test_cart_services.py."""
 
 from __future__ import annotations
 
