@@ -24,6 +24,7 @@ from shopcart.eventbus import NatsPublisher
 from tests.support import unique
 from tests.support.api import api_client
 from tests.support.cart import make_product, make_user, stream_messages, wipe_cart
+from tests.support.es import api_error
 from tests.support.gunicorn import gunicorn, manage
 from tests.support.polling import stays_true, wait_for
 
@@ -201,23 +202,12 @@ class _LosingWriter:
         return getattr(self.real, name)
 
 
-def _api_error(status: int, error_type: str) -> ApiError:
-    meta = elastic_transport.ApiResponseMeta(
-        status=status,
-        http_version="1.1",
-        headers=elastic_transport.HttpHeaders(),
-        duration=0.0,
-        node=elastic_transport.NodeConfig("http", "127.0.0.1", 9200),
-    )
-    return ApiError(error_type, meta=meta, body={"error": {"type": error_type, "reason": "test"}, "status": status})
-
-
 @pytest.mark.parametrize(
     "error",
     [
         elastic_transport.ConnectionError("connection reset after the write"),
         elastic_transport.ConnectionTimeout("read timed out after the write"),
-        _api_error(502, "node_not_connected_exception"),
+        api_error(ApiError, 502, "node_not_connected_exception"),
     ],
     ids=["connection-error", "timeout", "502-node-not-connected"],
 )

@@ -159,6 +159,19 @@ def test_stale_edit_is_refused(empty_catalog: str) -> None:
     assert selectors.get_product(product_id=product.id).name == "First edit"
 
 
+def _record_multi_gets(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The ids of every Elasticsearch multi-get the offers make from now on."""
+    fetched: list[list[str]] = []
+    real_multi_get = selectors._multi_get
+
+    def recording(product_ids: list[str], **kwargs: Any) -> Any:
+        fetched.append(list(product_ids))
+        return real_multi_get(product_ids, **kwargs)
+
+    monkeypatch.setattr(selectors, "_multi_get", recording)
+    return fetched
+
+
 def test_offers_are_cached_and_an_edit_retires_only_its_bucket(
     empty_catalog: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -172,14 +185,7 @@ def test_offers_are_cached_and_an_edit_retires_only_its_bucket(
     assert set(offers) == set(ids)
     assert offers[edited.id] == selectors.Offer(edited.id, edited.sku, edited.name, 400, "USD", 3, True)
 
-    fetched: list[list[str]] = []
-    real_multi_get = selectors._multi_get
-
-    def recording(product_ids: list[str], **kwargs: Any) -> Any:
-        fetched.append(list(product_ids))
-        return real_multi_get(product_ids, **kwargs)
-
-    monkeypatch.setattr(selectors, "_multi_get", recording)
+    fetched = _record_multi_gets(monkeypatch)
     # Cached: no Elasticsearch read at all.
     assert selectors.get_offers(product_ids=ids) == offers
     assert fetched == []
@@ -200,14 +206,7 @@ def test_a_bulk_load_keeps_the_cached_offers_and_finds_the_new_products(
     offers = selectors.get_offers(product_ids=[existing.id, "bulk-new-1"])
     assert set(offers) == {existing.id}
     version = selectors.catalog_version()
-    fetched: list[list[str]] = []
-    real_multi_get = selectors._multi_get
-
-    def recording(product_ids: list[str], **kwargs: Any) -> Any:
-        fetched.append(list(product_ids))
-        return real_multi_get(product_ids, **kwargs)
-
-    monkeypatch.setattr(selectors, "_multi_get", recording)
+    fetched = _record_multi_gets(monkeypatch)
     loaded = {"sku": "BULK-NEW-1", "name": "Bulk mug", "description": "", "category": "Kitchen"}
     loaded |= {"price_cents": 300, "currency": "USD", "stock": 5, "image_url": "", "active": True}
     created = services.bulk_load_products(products=[{"id": "bulk-new-1", **loaded}, {"id": existing.id, **loaded}])
