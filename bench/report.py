@@ -42,7 +42,8 @@ SUMMARY_PATHS = {
     "cached": "cached (a repeated GET)",
     "cart_changed": "after a cart change (every write's answer)",
     "product_edited": "after an edit of one of its products",
-    "catalog_changed": "after a bulk catalog change (nothing cached)",
+    "catalog_changed": "after a bulk catalog change (a bulk load: the catalog version, not the offers)",
+    "cold": "nothing cached (offers expired, or after seed --reset)",
 }
 
 

@@ -11,6 +11,7 @@ from ninja import Router
 from ninja.params import functions as params
 
 from cart import selectors, services
+from cart.domain import Cart, as_recorded
 from cart.owners import user_cart_id
 from cart.schemas import AddItemIn, CartOut, SetQuantityIn
 from shopcart.http_errors import COMMON_ERROR_RESPONSES, ErrorOut, unavailable_dependency
@@ -52,21 +53,21 @@ def _cart_id(request: HttpRequest) -> str:
     return user_cart_id(request.auth.pk)  # type: ignore[attr-defined]
 
 
-def _out(cart: selectors.Cart, response: HttpResponse) -> dict[str, Any]:
+def _out(cart: Cart, response: HttpResponse) -> CartOut:
     if cart.replayed:
         response["Idempotent-Replayed"] = "true"
         # Nothing was written now: the summary of the cart as it is (it holds the first request's change).
-        return selectors.summarize(cart=cart).as_api()
+        return CartOut.of(selectors.summarize(cart=cart))
     # The summary of exactly the version just written: no second read, and read-your-writes.
     try:
-        return selectors.summarize(cart=cart, lookup=False).as_api()
+        return CartOut.of(selectors.summarize(cart=cart, lookup=False))
     except Exception as exc:
         if unavailable_dependency(exc) is None:
             raise
         # The write is acknowledged by Elasticsearch: a 503 ("nothing was changed") would be false and
         # a client retrying it would add twice. Answer with the cart as written, at its recorded prices.
         logger.warning("cart %s written, but summarising it failed (%r); answering with recorded prices", cart.id, exc)
-        return selectors.summarize_as_recorded(cart=cart).as_api()
+        return CartOut.of(as_recorded(cart))
 
 
 @router.get(
@@ -77,7 +78,7 @@ def _out(cart: selectors.Cart, response: HttpResponse) -> dict[str, Any]:
     "it was added; item and line counts, subtotal and currency. Money is a decimal string.",
 )
 def get_cart(request: HttpRequest) -> CartOut:
-    return CartOut.from_api(selectors.get_summary(cart_id=_cart_id(request)).as_api())
+    return CartOut.of(selectors.get_summary(cart_id=_cart_id(request)))
 
 
 @router.post(
@@ -90,7 +91,7 @@ def get_cart(request: HttpRequest) -> CartOut:
 )
 def add_item(
     request: HttpRequest, payload: AddItemIn, response: HttpResponse, idempotency_key: IdempotencyKey = None
-) -> dict[str, Any]:
+) -> CartOut:
     cart = services.add_item(
         cart_id=_cart_id(request),
         product_id=payload.productId,
@@ -113,7 +114,7 @@ def set_quantity(
     payload: SetQuantityIn,
     response: HttpResponse,
     idempotency_key: IdempotencyKey = None,
-) -> dict[str, Any]:
+) -> CartOut:
     cart = services.set_quantity(
         cart_id=_cart_id(request), product_id=product_id, quantity=payload.quantity, idempotency_key=idempotency_key
     )
@@ -128,7 +129,7 @@ def set_quantity(
 )
 def remove_item(
     request: HttpRequest, product_id: str, response: HttpResponse, idempotency_key: IdempotencyKey = None
-) -> dict[str, Any]:
+) -> CartOut:
     cart = services.remove_item(cart_id=_cart_id(request), product_id=product_id, idempotency_key=idempotency_key)
     return _out(cart, response)
 
@@ -139,5 +140,5 @@ def remove_item(
     summary="Empty the cart",
     description="409 `cart_busy`." + IDEMPOTENCY_NOTE,
 )
-def clear_cart(request: HttpRequest, response: HttpResponse, idempotency_key: IdempotencyKey = None) -> dict[str, Any]:
+def clear_cart(request: HttpRequest, response: HttpResponse, idempotency_key: IdempotencyKey = None) -> CartOut:
     return _out(services.clear_cart(cart_id=_cart_id(request), idempotency_key=idempotency_key), response)

@@ -31,14 +31,15 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from django.conf import settings
 from elasticsearch import ConflictError, NotFoundError
 from nats.aio.client import Client
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import NotFoundError as StreamNotFound
 
-from cart import conf
 from cart.documents import cart_writer, carts_alias
-from cart.selectors import Cart, get_cart
+from cart.domain import Cart
+from cart.selectors import get_cart
 from shopcart import es
 from shopcart.eventbus import EventBusUnavailable, publisher
 
@@ -50,7 +51,7 @@ DUPLICATE_WINDOW_SECONDS = 600
 
 
 def subject_for(event_type: str, *, prefix: str | None = None) -> str:
-    return f"{prefix or conf.subject_prefix()}.{event_type}"
+    return f"{prefix or settings.CART_EVENTS_SUBJECT_PREFIX}.{event_type}"
 
 
 def build_event(
@@ -86,8 +87,8 @@ _ensured_lock = threading.Lock()
 def ensure_stream(*, stream: str | None = None, prefix: str | None = None) -> None:
     """Create the stream (subjects `<prefix>.>`) if it is missing. An existing stream is left as it is,
     so an operator's changes to it (retention, limits) are never overwritten."""
-    stream = stream or conf.events_stream()
-    prefix = prefix or conf.subject_prefix()
+    stream = stream or settings.CART_EVENTS_STREAM
+    prefix = prefix or settings.CART_EVENTS_SUBJECT_PREFIX
     if (stream, prefix) in _ensured_streams:
         return
 
@@ -102,7 +103,7 @@ def ensure_stream(*, stream: str | None = None, prefix: str | None = None) -> No
                     subjects=[f"{prefix}.>"],
                     storage=StorageType.FILE,
                     duplicate_window=DUPLICATE_WINDOW_SECONDS,
-                    num_replicas=int(conf.get("CART_EVENTS_STREAM_REPLICAS")),
+                    num_replicas=settings.CART_EVENTS_STREAM_REPLICAS,
                 )
             )
 
@@ -119,7 +120,7 @@ def _forget_stream(stream: str, prefix: str) -> None:
 def pending_entry(event: dict[str, Any]) -> dict[str, Any]:
     """What `pending_events` holds for one event: where it goes (the stream and subject of the moment it
     happened) and when it was queued, beside the payload itself."""
-    stream, prefix = conf.events_stream(), conf.subject_prefix()
+    stream, prefix = settings.CART_EVENTS_STREAM, settings.CART_EVENTS_SUBJECT_PREFIX
     return {
         "stream": stream,
         "prefix": prefix,
@@ -247,7 +248,7 @@ def publish_pending(
     if not entries:
         return Published(cart, [], False)
     if grace is None:
-        grace = float(conf.get("CART_RELAY_GRACE_SECONDS"))
+        grace = settings.CART_RELAY_GRACE_SECONDS
     mine = set(own)
     cutoff = time.time() - grace
     due = []
@@ -328,8 +329,8 @@ _relay_pid: int | None = None
 
 def _relay_loop() -> None:
     while True:
-        time.sleep(max(0.2, float(conf.get("CART_RELAY_INTERVAL"))))
-        if not conf.get("CART_RELAY_THREAD"):
+        time.sleep(max(0.2, settings.CART_RELAY_INTERVAL))
+        if not settings.CART_RELAY_THREAD:
             continue
         try:
             relay_pending()
@@ -341,7 +342,7 @@ def ensure_relay_thread() -> None:
     """Start this process's relay thread once (again after a fork: threads do not survive it). Called by
     each gunicorn worker at start (shopcart/gunicorn_conf.py) and by every cart write."""
     global _relay_thread, _relay_pid
-    if not conf.get("CART_RELAY_THREAD"):
+    if not settings.CART_RELAY_THREAD:
         return
     with _relay_lock:
         if _relay_thread is not None and _relay_pid == os.getpid() and _relay_thread.is_alive():

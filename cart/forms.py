@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 
-from cart import conf
+from cart.domain import MAX_PRODUCT_ID_LENGTH
 from cart.errors import quantity_message
-from cart.services import MAX_PRODUCT_ID_LENGTH
 
 
 def _quantity_field(**kwargs: Any) -> forms.IntegerField:
-    maximum = conf.max_quantity()
+    maximum = settings.CART_MAX_QUANTITY_PER_LINE
     message = quantity_message(maximum)
     # max_value is left to the services, which say "at most N of this product" (also after merging).
     return forms.IntegerField(

@@ -8,8 +8,9 @@ CART_WRITE_RETRIES times with jittered exponential backoff; then CartBusy (409) 
 nothing was changed and it may retry. A write Elasticsearch acknowledged is never overwritten by a
 change computed from an older read, and a change is either applied whole or not at all.
 
-Validation (product exists and is active, quantity a whole number from 1 to the per-line maximum and
-within stock, also after merging with the existing line) runs against the version being written.
+Validation (a quantity a whole number from 1 to the per-line maximum; then cart.domain's one rule
+for the product's offer: sold, in the cart's currency, within stock and the maximum, also after
+merging with the existing line) runs against the version being written.
 
 The same write carries the change's events (`pending_events`, published and removed right after, or
 by the relay: cart.events) and the operation's id and idempotency key (`ops`), so a change, its events
@@ -32,35 +33,34 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 from elasticsearch import ConflictError, NotFoundError
 from elasticsearch.helpers import scan, streaming_bulk
 
-from cart import conf, events
+from cart import events
 from cart.documents import cart_writer, carts_alias
 from cart.documents import ensure_cart_index as _ensure_cart_index
+from cart.domain import MAX_PRODUCT_ID_LENGTH, UNAVAILABLE, Cart, Line, capped_quantity, check_line, line_limit, sold
 from cart.errors import (
     CartBusy,
     CartOutcomeUnknown,
-    CurrencyMismatch,
     IdempotencyKeyInvalid,
     IdempotencyKeyReused,
     LineNotFound,
-    OutOfStock,
     ProductUnavailable,
     QuantityInvalid,
     QuantityOverMaximum,
     quantity_message,
 )
 from cart.owners import user_cart_id
-from cart.selectors import Cart, Line, get_cart
-from catalog.selectors import Product, ProductNotFound, get_product, get_products
+from cart.selectors import get_cart
+from catalog.selectors import Offer, get_offers
 from shopcart import es
 
 logger = logging.getLogger(__name__)
 
 _random = random.SystemRandom()
-MAX_PRODUCT_ID_LENGTH = 100
 # How many applied merge-claim ids a user cart remembers (a retried merge is recognised by them).
 APPLIED_MERGES_KEPT = 20
 
@@ -122,8 +122,8 @@ def _source_for(cart: Cart, change: Change, *, op: dict[str, Any]) -> dict[str, 
 
 
 def _backoff(attempt: int) -> None:
-    base = float(conf.get("CART_RETRY_BACKOFF_BASE"))
-    cap = float(conf.get("CART_RETRY_BACKOFF_CAP"))
+    base = settings.CART_RETRY_BACKOFF_BASE
+    cap = settings.CART_RETRY_BACKOFF_CAP
     # Full jitter: spreads the retries of requests that collided, so they do not collide again.
     time.sleep(_random.uniform(0, min(cap, base * 2**attempt)))
 
@@ -136,7 +136,7 @@ def _writer() -> Any:
 def _fault_after_write() -> None:
     """The test-only fault hook (CART_FAULT_AFTER_WRITE): die as a crash would, with the write
     acknowledged and nothing after it done."""
-    if conf.get("CART_FAULT_AFTER_WRITE") == "kill":
+    if settings.CART_FAULT_AFTER_WRITE == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -190,11 +190,11 @@ def _record_op(source: dict[str, Any], op: dict[str, Any]) -> None:
     by age or by count, moves `ops_dropped_until` (so a replica whose clock runs ahead cannot make an
     operation's record vanish unnoticed)."""
     now = time.time()
-    key_ttl = int(conf.get("CART_IDEMPOTENCY_KEY_TTL"))
+    key_ttl = settings.CART_IDEMPOTENCY_KEY_TTL
     before = [*(source.get("ops") or []), op]
     keyed = [o for o in before if "key" in o and now - float(o["at"]) < key_ttl]
     unkeyed = [o for o in before if "key" not in o and now - float(o["at"]) < UNKEYED_OPS_TTL]
-    keyed_kept = max(1, int(conf.get("CART_IDEMPOTENCY_KEYS_KEPT")))
+    keyed_kept = max(1, settings.CART_IDEMPOTENCY_KEYS_KEPT)
     kept = sorted(keyed[-keyed_kept:] + unkeyed[-UNKEYED_OPS_KEPT:], key=lambda o: float(o["at"]))
     kept_ids = {o["id"] for o in kept}
     dropped_at = [float(o["at"]) for o in before if o["id"] not in kept_ids]
@@ -206,7 +206,7 @@ def _record_op(source: dict[str, Any], op: dict[str, Any]) -> None:
 def _applied(cart: Cart, operation: Operation) -> bool:
     """Whether this cart version holds `operation`: its own id (a write whose answer was lost), or the
     same idempotency key (a retried request). IdempotencyKeyReused if the key came with another request."""
-    key_ttl = int(conf.get("CART_IDEMPOTENCY_KEY_TTL"))
+    key_ttl = settings.CART_IDEMPOTENCY_KEY_TTL
     for op in cart.source.get("ops") or []:
         if op.get("id") == operation.id:
             return True
@@ -237,7 +237,7 @@ def _outcome_unknown() -> CartOutcomeUnknown:
 def _read_resolving(cart_id: str) -> Cart:
     """The real-time GET that resolves a lost answer, retried a few times with backoff while the node
     or the cluster recovers; CartOutcomeUnknown if it never answers."""
-    attempts = max(1, int(conf.get("CART_OUTCOME_READ_ATTEMPTS")))
+    attempts = max(1, settings.CART_OUTCOME_READ_ATTEMPTS)
     for attempt in range(attempts):
         try:
             return get_cart(cart_id=cart_id)
@@ -265,7 +265,7 @@ def _apply(*, cart_id: str, mutate: Mutation, operation: Operation, first_read: 
     the cart is unchanged, the next attempt writes at that same version, so of the lost write and the new
     one at most one can succeed. The operation is applied at most once, and the answer is the truth."""
     ensure_cart_index()
-    retries = conf.write_retries()
+    retries = settings.CART_WRITE_RETRIES
     # The version a write with a lost answer was conditional on, while that write may still apply.
     uncertain: tuple[int | None, int | None] | None = None
     lost: Exception | None = None
@@ -357,7 +357,7 @@ def _published(cart: Cart, *, own: list[str] | None) -> Cart:
 
 
 def _check_quantity(quantity: object) -> int:
-    maximum = conf.max_quantity()
+    maximum = settings.CART_MAX_QUANTITY_PER_LINE
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
         raise QuantityInvalid(quantity_message(maximum))
     if quantity > maximum:
@@ -365,40 +365,11 @@ def _check_quantity(quantity: object) -> int:
     return quantity
 
 
-def _available_product(product_id: str) -> Product:
+def _sold_offer(product_id: str) -> Offer:
+    """The product's offer, refused (ProductUnavailable) before anything else if it is not sold."""
     if not isinstance(product_id, str) or not product_id or len(product_id) > MAX_PRODUCT_ID_LENGTH:
         raise ProductUnavailable("This product does not exist.")
-    try:
-        # Uncached: the price recorded in the line and the stock check must be current.
-        return get_product(product_id=product_id, use_cache=False)
-    except ProductNotFound:
-        raise ProductUnavailable("This product is not available (it does not exist or is no longer sold).") from None
-
-
-def _check_line_quantity(*, product: Product, new_quantity: int, current: int) -> None:
-    """The quantity a line would end up with: within the maximum and within stock."""
-    maximum = conf.max_quantity()
-    if new_quantity > maximum:
-        already = f" You have {current} already." if current else ""
-        raise QuantityOverMaximum(
-            f"You can have at most {maximum} of “{product.name}” in your cart.{already}", maximum=maximum
-        )
-    if new_quantity > product.stock:
-        if product.stock <= 0:
-            message = f"“{product.name}” is out of stock."
-        else:
-            already = f" (you have {current} in your cart)" if current else ""
-            message = f"Only {product.stock} of “{product.name}” in stock{already}."
-        raise OutOfStock(message, available=max(0, product.stock))
-
-
-def _check_currency(*, cart: Cart, product: Product, product_id: str) -> None:
-    others = [line for line in cart.lines if line.product_id != product_id]
-    if others and cart.currency != product.currency:
-        raise CurrencyMismatch(
-            f"“{product.name}” is priced in {product.currency}, and your cart holds {cart.currency} items only. "
-            "Empty your cart first to buy it."
-        )
+    return sold(get_offers(product_ids=[product_id]).get(product_id))
 
 
 def _replace_line(lines: tuple[Line, ...], new: Line) -> list[Line]:
@@ -435,27 +406,18 @@ def add_item(*, cart_id: str, product_id: str, quantity: int, idempotency_key: s
     if first_read is not None and first_read.replayed:
         return first_read
     quantity = _check_quantity(quantity)
-    product = _available_product(product_id)
+    offer = _sold_offer(product_id)
+    maximum = settings.CART_MAX_QUANTITY_PER_LINE
 
     def mutate(cart: Cart) -> Change:
-        _check_currency(cart=cart, product=product, product_id=product.id)
-        line = cart.line(product.id)
+        line = cart.line(product_id)
         old = line.quantity if line else 0
         new = old + quantity
-        _check_line_quantity(product=product, new_quantity=new, current=old)
+        product = check_line(offer=offer, cart=cart, quantity=new, current=old, maximum=maximum)
         if line:
             lines = _replace_line(cart.lines, _with_quantity(line, new))
         else:
-            added = Line(
-                product_id=product.id,
-                sku=product.sku,
-                name=product.name,
-                unit_price_cents=product.price_cents,
-                currency=product.currency,
-                quantity=new,
-                added_at=_now(),
-            )
-            lines = [*cart.lines, added]
+            lines = [*cart.lines, Line.of_offer(product, quantity=new, added_at=_now())]
         event = _event("item_added", cart, product_id=product.id, old_quantity=old, new_quantity=new, sku=product.sku)
         return Change(lines=lines, currency=product.currency, events=[event])
 
@@ -477,13 +439,14 @@ def set_quantity(*, cart_id: str, product_id: str, quantity: int, idempotency_ke
 
     current = current or get_cart(cart_id=cart_id)
     line_of(current)  # report a missing line before looking up the product
-    product = _available_product(product_id)
+    offer = _sold_offer(product_id)
+    maximum = settings.CART_MAX_QUANTITY_PER_LINE
 
     def mutate(cart: Cart) -> Change | None:
         line = line_of(cart)
         if line.quantity == quantity:
             return None  # nothing to write, nothing happened
-        _check_line_quantity(product=product, new_quantity=quantity, current=0)
+        check_line(offer=offer, cart=cart, quantity=quantity, current=0, maximum=maximum)
         event = _event("item_updated", cart, product_id=product_id, old_quantity=line.quantity, new_quantity=quantity)
         return Change(
             lines=_replace_line(cart.lines, _with_quantity(line, quantity)), currency=cart.currency, events=[event]
@@ -526,7 +489,7 @@ def clear_cart(*, cart_id: str, idempotency_key: str | None = None) -> Cart:
             new_quantity=0,
             lines=[{"productId": line.product_id, "quantity": line.quantity} for line in cart.lines],
         )
-        return Change(lines=[], currency=conf.default_currency(), events=[event])
+        return Change(lines=[], currency=settings.CART_DEFAULT_CURRENCY, events=[event])
 
     return _apply(cart_id=cart_id, mutate=mutate, operation=operation, first_read=first_read)
 
@@ -616,22 +579,14 @@ class MergeResult:
         return [line for line in self.lines if line.added < line.requested]
 
 
-def merged_quantity(*, wanted: int, maximum: int, stock: int) -> tuple[int, str]:
-    """A merged line's quantity: what both carts hold together, capped by the per-line maximum and the
-    stock; with why it is less ("stock" when the stock is the tighter cap, else "maximum"; "" if not)."""
-    new = min(wanted, maximum, max(stock, 0))
-    reason = "" if new == wanted else ("stock" if stock < min(wanted, maximum) else "maximum")
-    return new, reason
-
-
 def _apply_claim(*, claim: dict[str, Any], target_id: str) -> list[MergedLine]:
     """Add a claimed set of anonymous lines to the user's cart, capped by stock and the maximum.
     Idempotent: the claim id is recorded in the same write, so applying it again changes nothing."""
     claimed = [Line.from_source(line) for line in claim.get("lines") or []]
     if not claimed:
         return []
-    products = get_products(product_ids=[line.product_id for line in claimed])
-    maximum = conf.max_quantity()
+    offers = get_offers(product_ids=[line.product_id for line in claimed])
+    maximum = settings.CART_MAX_QUANTITY_PER_LINE
     from_cart = str(claim.get("from", ""))
     outcome: list[MergedLine] = []
 
@@ -644,20 +599,21 @@ def _apply_claim(*, claim: dict[str, Any], target_id: str) -> list[MergedLine]:
         currency = cart.currency if cart.lines else None
         change_events = []
         for anon_line in claimed:
-            product = products.get(anon_line.product_id)
-            if product is None or not product.active or (currency and product.currency != currency):
-                outcome.append(MergedLine(anon_line.product_id, anon_line.name, anon_line.quantity, 0, "unavailable"))
-                continue
-            currency = product.currency
-            existing = next((line for line in lines if line.product_id == product.id), None)
+            offer = offers.get(anon_line.product_id)
+            existing = next((line for line in lines if line.product_id == anon_line.product_id), None)
             old = existing.quantity if existing else 0
             wanted = old + anon_line.quantity
-            new, reason = merged_quantity(wanted=wanted, maximum=maximum, stock=product.stock)
-            outcome.append(MergedLine(product.id, product.name, anon_line.quantity, max(0, new - old), reason))
+            limit = line_limit(offer=offer, currency=currency, maximum=maximum)
+            new, reason = capped_quantity(wanted=wanted, limit=limit)
+            if offer is None or reason == UNAVAILABLE:
+                outcome.append(MergedLine(anon_line.product_id, anon_line.name, anon_line.quantity, 0, reason))
+                continue
+            currency = offer.currency
+            outcome.append(MergedLine(offer.id, offer.name, anon_line.quantity, max(0, new - old), reason))
             if new <= old:
                 continue
             if existing:
-                lines = [_with_quantity(line, new) if line.product_id == product.id else line for line in lines]
+                lines = [_with_quantity(line, new) if line.product_id == offer.id else line for line in lines]
             else:
                 # The anonymous line's add-time price comes along, so a price change still shows.
                 lines.append(_with_quantity(anon_line, new))
@@ -665,7 +621,7 @@ def _apply_claim(*, claim: dict[str, Any], target_id: str) -> list[MergedLine]:
                 _event(
                     "merged",
                     cart,
-                    product_id=product.id,
+                    product_id=offer.id,
                     old_quantity=old,
                     new_quantity=new,
                     fromCart=from_cart,
@@ -700,7 +656,7 @@ def merge_anonymous_cart(*, anon_cart_id: str, user_id: int) -> MergeResult:
     ensure_cart_index()
     target_id = user_cart_id(user_id)
     result = MergeResult()
-    retries = conf.write_retries()
+    retries = settings.CART_WRITE_RETRIES
     conflicts = 0
     # A claim round and an apply-and-delete round per batch of anonymous lines, plus the retries.
     for _round in range(2 * (retries + 2)):

@@ -3,6 +3,9 @@ Every refusal becomes an error message on the page the shopper came from, never 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
@@ -50,84 +53,85 @@ def finish_pending_merge(request: HttpRequest) -> None:
 def detail(request: HttpRequest) -> HttpResponse:
     finish_pending_merge(request)
     summary = selectors.get_summary(cart_id=cart_id_for_request(request))
+    request.cart_summary = summary  # type: ignore[attr-defined]  # the header's count reads it (no second read)
     return render(request, "cart/detail.html", {"summary": summary})  # max_quantity: cart.context_processors
+
+
+def _form_change(
+    request: HttpRequest, form_class: type[IdempotentForm], change: Callable[[Any], str], target: str | None = None
+) -> HttpResponseRedirect:
+    """The one shape of a cart form: validate it, make the change (a service call, returning what to tell
+    the shopper), say so, redirect back. A refusal, an invalid form or a domain error, is refused the one
+    way (`_refuse`)."""
+    form = form_class(request.POST)
+    if not form.is_valid():
+        return _refuse(request, first_error(form), target)
+    try:
+        message = change(form)
+    except DomainError as exc:
+        return _refuse(request, exc.message, target)
+    messages.success(request, message)
+    return _back(request, target)
+
+
+def _existing_cart_id(request: HttpRequest) -> str:
+    """The cart a change of a line needs: a visitor who has none has no such line either."""
+    cart_id = cart_id_for_request(request)
+    if cart_id is None:
+        raise LineNotFound()
+    return cart_id
 
 
 @require_POST
 def add(request: HttpRequest) -> HttpResponse:
-    form = AddToCartForm(request.POST)
-    target = request.POST.get("next")
-    if not form.is_valid():
-        return _refuse(request, first_error(form), target)
-    finish_pending_merge(request)
-    cart_id = cart_id_for_request(request, create=True)
-    assert cart_id is not None
-    if request.session.modified:
-        # A new guest cart's id (or a finished merge) is stored before the cart is written: with Redis
-        # down this fails now, with a true "nothing was changed", not after writing a cart nobody finds.
-        request.session.save()
-    quantity = form.cleaned_data["quantity"]
-    try:
-        cart = services.add_item(
-            cart_id=cart_id, product_id=form.cleaned_data["product_id"], quantity=quantity, idempotency_key=form.key()
-        )
-    except DomainError as exc:
-        return _refuse(request, exc.message, target)
-    line = cart.line(form.cleaned_data["product_id"])
-    name = line.name if line else "The product"
-    total = f" You now have {line.quantity} in your cart." if line and line.quantity != quantity else ""
-    messages.success(request, f"Added {quantity} of “{name}” to your cart.{total}")
-    return _back(request, target)
+    def change(form: AddToCartForm) -> str:
+        finish_pending_merge(request)
+        cart_id = cart_id_for_request(request, create=True)
+        assert cart_id is not None
+        if request.session.modified:
+            # A new guest cart's id (or a finished merge) is stored before the cart is written: with Redis
+            # down this fails now, with a true "nothing was changed", not after writing a cart nobody finds.
+            request.session.save()
+        product_id, quantity = form.cleaned_data["product_id"], form.cleaned_data["quantity"]
+        cart = services.add_item(cart_id=cart_id, product_id=product_id, quantity=quantity, idempotency_key=form.key())
+        line = cart.line(product_id)
+        name = line.name if line else "The product"
+        total = f" You now have {line.quantity} in your cart." if line and line.quantity != quantity else ""
+        return f"Added {quantity} of “{name}” to your cart.{total}"
+
+    return _form_change(request, AddToCartForm, change, request.POST.get("next"))
 
 
 @require_POST
 def update(request: HttpRequest) -> HttpResponse:
-    form = UpdateQuantityForm(request.POST)
-    if not form.is_valid():
-        return _refuse(request, first_error(form))
-    cart_id = cart_id_for_request(request)
-    product_id = form.cleaned_data["product_id"]
-    quantity = form.cleaned_data["quantity"]
-    if cart_id is None:
-        return _refuse(request, LineNotFound.default_message)
-    try:
+    def change(form: UpdateQuantityForm) -> str:
+        product_id, quantity = form.cleaned_data["product_id"], form.cleaned_data["quantity"]
         cart = services.set_quantity(
-            cart_id=cart_id, product_id=product_id, quantity=quantity, idempotency_key=form.key()
+            cart_id=_existing_cart_id(request), product_id=product_id, quantity=quantity, idempotency_key=form.key()
         )
-    except DomainError as exc:
-        return _refuse(request, exc.message)
-    line = cart.line(product_id)
-    messages.success(request, f"You now have {quantity} of “{line.name if line else product_id}” in your cart.")
-    return _back(request)
+        line = cart.line(product_id)
+        return f"You now have {quantity} of “{line.name if line else product_id}” in your cart."
+
+    return _form_change(request, UpdateQuantityForm, change)
 
 
 @require_POST
 def remove(request: HttpRequest) -> HttpResponse:
-    form = ProductForm(request.POST)
-    if not form.is_valid():
-        return _refuse(request, first_error(form))
-    cart_id = cart_id_for_request(request)
-    product_id = form.cleaned_data["product_id"]
-    if cart_id is None:
-        return _refuse(request, LineNotFound.default_message)
-    before = selectors.get_cart(cart_id=cart_id).line(product_id)
-    try:
+    def change(form: ProductForm) -> str:
+        cart_id, product_id = _existing_cart_id(request), form.cleaned_data["product_id"]
+        before = selectors.get_cart(cart_id=cart_id).line(product_id)  # its name, for the message
         services.remove_item(cart_id=cart_id, product_id=product_id, idempotency_key=form.key())
-    except DomainError as exc:
-        return _refuse(request, exc.message)
-    messages.success(request, f"Removed “{before.name if before else product_id}” from your cart.")
-    return _back(request)
+        return f"Removed “{before.name if before else product_id}” from your cart."
+
+    return _form_change(request, ProductForm, change)
 
 
 @require_POST
 def clear(request: HttpRequest) -> HttpResponse:
-    form = IdempotentForm(request.POST)
-    form.is_valid()  # an optional token only: nothing to refuse
-    cart_id = cart_id_for_request(request)
-    if cart_id is not None:
-        try:
+    def change(form: IdempotentForm) -> str:
+        cart_id = cart_id_for_request(request)
+        if cart_id is not None:
             services.clear_cart(cart_id=cart_id, idempotency_key=form.key())
-        except DomainError as exc:
-            return _refuse(request, exc.message)
-    messages.success(request, "Your cart is empty now.")
-    return _back(request)
+        return "Your cart is empty now."
+
+    return _form_change(request, IdempotentForm, change)

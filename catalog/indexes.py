@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from catalog import cache as catalog_cache
 from catalog.documents import ProductDocument, products_alias
 from shopcart import es
 
@@ -41,6 +42,7 @@ def recreate_product_index() -> None:
     _swap_alias(new=name, old=old)
     if old:
         es.admin_client().indices.delete(index=",".join(old))
+    catalog_cache.bump()  # every product is gone: nothing cached about them may be served
 
 
 def _swap_alias(*, new: str, old: list[str]) -> None:

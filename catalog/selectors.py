@@ -1,15 +1,13 @@
-"""Reads of the catalog. Other apps (the cart) use `get_product`, `get_products` and `get_offers`
-from here.
+"""Reads of the catalog. The cart reads what it needs of a product through `get_offers` only.
 
-Listings, facets and details are cached in Redis under keys that embed the catalog version, a
-counter every product write increments (catalog.services): an edit makes every replica's cached
-pages unreachable at once, with no per-key invalidation to get wrong.
+Listings, facets, details and offers are cached in Redis under the keys and versions of
+catalog.cache: an edit makes every replica's cached pages unreachable at once, with no per-key
+invalidation to get wrong.
 """
 
 from __future__ import annotations
 
 import json
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,18 +16,19 @@ from hashlib import sha256
 from typing import Any, NamedTuple
 
 from django.core.cache import cache
-from django_redis import get_redis_connection
 from elasticsearch import NotFoundError
 from elasticsearch.exceptions import RequestError
 
+from catalog import cache as catalog_cache
 from catalog import images
+
+# Other apps read the catalog through this module only: the cart records the version it priced at.
+from catalog.cache import catalog_version, catalog_version_and_cached  # noqa: F401
 from catalog.documents import ProductDocument, products_alias
 from catalog.errors import ProductNotFound  # raised by get_product; other apps catch it from here
 from shopcart import es
 from shopcart.money import to_decimal
 
-VERSION_KEY = "catalog:version"
-CACHE_TTL = 300
 MAX_PAGE_SIZE = 100
 # Elasticsearch's default max_result_window: from + size must stay within it.
 MAX_RESULT_WINDOW = 10_000
@@ -108,30 +107,6 @@ class ProductPage:
         return self.page > 1
 
 
-def catalog_version() -> int:
-    version = cache.get(VERSION_KEY)
-    if version is None:
-        cache.add(VERSION_KEY, 1, timeout=None)
-        version = cache.get(VERSION_KEY, 1)
-    return int(version)
-
-
-def catalog_version_and_cached(key: str) -> tuple[int, Any]:
-    """The catalog version and what is cached under `key` (None if nothing), in one round trip: for a
-    cache whose entries record the version they were built at (the cart summary) instead of being
-    keyed by it, which would take a round trip for the version before the one for the entry."""
-    raw_version, raw_value = get_redis_connection("default").mget([cache.make_key(VERSION_KEY), cache.make_key(key)])
-    version = int(raw_version) if raw_version is not None else catalog_version()
-    return version, (cache.client.decode(raw_value) if raw_value is not None else None)  # type: ignore[attr-defined]
-
-
-def _cache_key(*parts: object, version: int | None = None) -> str:
-    # The alias is part of the key so two catalogs sharing one Redis (tests, several shops) never mix.
-    if version is None:
-        version = catalog_version()
-    return ":".join(["catalog", f"v{version}", products_alias(), *map(str, parts)])
-
-
 # Products are built straight from the stored JSON, not through elasticsearch-dsl documents: the DSL's
 # per-field machinery (dateutil for each date) cost ~0.15 ms per product, which made a 200-line cart
 # summary ~25x slower than a 1-line one (bench/README.md). The dates are ISO 8601 as we write them.
@@ -173,7 +148,7 @@ def _from_source(
 def get_product(*, product_id: str, include_inactive: bool = False, use_cache: bool = True) -> Product:
     """One product by id (a real-time GET, so a just-saved product is visible). Raises ProductNotFound."""
     # Uncached reads (the cart's price and stock checks) skip the key, and so a Redis round trip.
-    key = _cache_key("product", product_id) if use_cache else None
+    key = catalog_cache.key("product", product_id) if use_cache else None
     product = cache.get(key) if key else None
     if product is None:
         try:
@@ -186,23 +161,10 @@ def get_product(*, product_id: str, include_inactive: bool = False, use_cache: b
             response["_id"], response["_source"], seq_no=response["_seq_no"], primary_term=response["_primary_term"]
         )
         if key:
-            cache.set(key, product, CACHE_TTL)
+            cache.set(key, product, catalog_cache.TTL)
     if not product.active and not include_inactive:
         raise ProductNotFound(f"No product with id {product_id!r}.")
     return product
-
-
-def get_products(*, product_ids: list[str]) -> dict[str, Product]:
-    """Several products by id, as stored now (one real-time multi-get, uncached: the merge at log-in
-    checks stock with it); ids that do not exist are left out."""
-    if not product_ids:
-        return {}
-    return {
-        doc["_id"]: _from_source(
-            doc["_id"], doc["_source"], seq_no=doc.get("_seq_no"), primary_term=doc.get("_primary_term")
-        )
-        for doc in _multi_get(product_ids)
-    }
 
 
 class Offer(NamedTuple):
@@ -219,18 +181,6 @@ class Offer(NamedTuple):
 
 
 _OFFER_FIELDS = ["sku", "name", "price_cents", "currency", "stock", "active"]
-# Offers are cached per bucket of products, each bucket with a version of its own that a write to one of
-# its products bumps: an edit retires the cached offers of 1/64 of the catalog, not all of them.
-OFFER_BUCKETS = 64
-
-
-def offer_bucket(product_id: str) -> int:
-    return zlib.crc32(product_id.encode()) % OFFER_BUCKETS
-
-
-def offers_version_key(bucket: int) -> str:
-    """The Redis key (cache prefix included) of a bucket's version; a plain integer, bumped with INCR."""
-    return cache.make_key(f"catalog:offers-version:{products_alias()}:{bucket}")
 
 
 def get_offers(*, product_ids: list[str]) -> dict[str, Offer]:
@@ -239,23 +189,16 @@ def get_offers(*, product_ids: list[str]) -> dict[str, Offer]:
     Cached in Redis, one hash per bucket and bucket version (a field per product, a compact JSON array),
     so pricing a 200-line cart takes two round trips: the versions of its buckets, then one HMGET per
     bucket in a pipeline. The misses come from one multi-get of just these fields and are added to their
-    hashes. Never older than the versions: a product write bumps its bucket's version after writing
-    (catalog.services), and what is cached under a version was read after that version was. A caller
-    that caches what it builds under the catalog version (the cart summary) reads that version first:
-    the write bumps the bucket before the catalog version, so a newer catalog version always comes
-    with the newer offers."""
+    hashes. Never older than the bucket versions: what is cached under a version was read after that
+    version was (the write order that makes this consistent with the catalog version: catalog.cache)."""
     if not product_ids:
         return {}
-    redis = get_redis_connection("default")
+    redis = catalog_cache.redis()
     by_bucket: dict[int, list[str]] = {}
     for product_id in dict.fromkeys(product_ids):
-        by_bucket.setdefault(offer_bucket(product_id), []).append(product_id)
+        by_bucket.setdefault(catalog_cache.offer_bucket(product_id), []).append(product_id)
     buckets = list(by_bucket)
-    versions = redis.mget([offers_version_key(bucket) for bucket in buckets])
-    hash_keys = {
-        bucket: cache.make_key(f"catalog:offers:{products_alias()}:{bucket}:v{int(version or 0)}")
-        for bucket, version in zip(buckets, versions, strict=True)
-    }
+    hash_keys = catalog_cache.offers_hash_keys(buckets)
     pipeline = redis.pipeline(transaction=False)
     for bucket in buckets:
         pipeline.hmget(hash_keys[bucket], by_bucket[bucket])
@@ -276,13 +219,14 @@ def get_offers(*, product_ids: list[str]) -> dict[str, Offer]:
             fields = [str(source["sku"]), str(source["name"]), int(source["price_cents"]), str(source["currency"])]
             fields += [int(source["stock"]), bool(source["active"])]
             offers[doc["_id"]] = Offer(doc["_id"], *fields)  # type: ignore[arg-type]
-            fetched.setdefault(offer_bucket(doc["_id"]), {})[doc["_id"]] = json.dumps(fields, separators=(",", ":"))
+            bucket = fetched.setdefault(catalog_cache.offer_bucket(doc["_id"]), {})
+            bucket[doc["_id"]] = json.dumps(fields, separators=(",", ":"))
         pipeline = redis.pipeline(transaction=False)
         for bucket, mapping in fetched.items():
             pipeline.hset(hash_keys[bucket], mapping=mapping)
             # From the hash's creation, not renewed by later fills: like every cached product, an offer
-            # is at most CACHE_TTL old even if something wrote to Elasticsearch behind the app's back.
-            pipeline.expire(hash_keys[bucket], CACHE_TTL, nx=True)
+            # is at most TTL old even if something wrote to Elasticsearch behind the app's back.
+            pipeline.expire(hash_keys[bucket], catalog_cache.TTL, nx=True)
         pipeline.execute()
     return offers
 
@@ -400,7 +344,7 @@ def search_products(
     with the category facet counts of the whole match (ignoring the category filter itself).
     `include_inactive` (the staff pages) also returns deactivated products, uncached."""
     query, sort, page, page_size = _search_args(query=query, sort=sort, page=page, page_size=page_size)
-    key = _cache_key("search", _search_fingerprint(query, category, sort, page, page_size))
+    key = catalog_cache.key("search", _search_fingerprint(query, category, sort, page, page_size))
     cached = None if include_inactive else cache.get(key)
     if cached is not None:
         return cached
@@ -408,7 +352,7 @@ def search_products(
         query=query, category=category, sort=sort, page=page, page_size=page_size, include_inactive=include_inactive
     )
     if not include_inactive:
-        cache.set(key, result, CACHE_TTL)
+        cache.set(key, result, catalog_cache.TTL)
     return result
 
 
@@ -428,14 +372,14 @@ def search_products_rendered(
     of the page saves re-serialising it on a hit, and on a miss (most searches: the bench's queries are
     85-90 % first occurrences) the pickling of the page's Products (bench/README.md)."""
     query, sort, page, page_size = _search_args(query=query, sort=sort, page=page, page_size=page_size)
-    key = _cache_key("search-rendered", _search_fingerprint(variant, query, category, sort, page, page_size))
+    key = catalog_cache.key("search-rendered", _search_fingerprint(variant, query, category, sort, page, page_size))
     cached = cache.get(key)
     if cached is not None:
         return cached
     rendered = render(
         _run_search(query=query, category=category, sort=sort, page=page, page_size=page_size, include_inactive=False)
     )
-    cache.set(key, rendered, CACHE_TTL)
+    cache.set(key, rendered, catalog_cache.TTL)
     return rendered
 
 

@@ -1,6 +1,5 @@
-"""Writes to the catalog. Every write bumps the catalog version, which retires every cached listing
-and detail on every replica at once, and the version of the written product's offer bucket (see
-catalog.selectors)."""
+"""Writes to the catalog. Every write, once acknowledged, retires what is cached about the products
+it wrote on every replica at once (catalog.cache.bump)."""
 
 from __future__ import annotations
 
@@ -13,19 +12,17 @@ from typing import Any
 
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.core.cache import cache
 from django.utils import timezone
-from django_redis import get_redis_connection
 from elasticsearch import ConflictError, NotFoundError
 from elasticsearch.helpers import streaming_bulk
 
-from catalog import images
+from catalog import cache as catalog_cache
+from catalog import images, indexes
 from catalog.documents import products_alias
 from catalog.errors import InvalidProduct, ProductChanged, ProductNotFound, SkuAlreadyExists
-from catalog.indexes import ensure_product_index
 from catalog.models import SKU_MAX_LENGTH
 from catalog.models import Product as ProductHandle
-from catalog.selectors import OFFER_BUCKETS, VERSION_KEY, Product, get_product, offer_bucket, offers_version_key
+from catalog.selectors import Product, get_product
 from shopcart import es
 from shopcart.money import CURRENCIES, to_cents
 
@@ -51,19 +48,14 @@ def product_id_for_sku(sku: str) -> str:
     return sku.strip().lower()
 
 
-def bump_catalog_version(*, product_id: str | None = None) -> None:
-    """After a write to `product_id` (to any number of products without it): its offer bucket's version
-    first, then the catalog version, in that order, so that whoever sees the new catalog version also
-    sees the new offers (catalog.selectors.get_offers)."""
-    buckets = [offer_bucket(product_id)] if product_id is not None else range(OFFER_BUCKETS)
-    pipeline = get_redis_connection("default").pipeline(transaction=False)
-    for bucket in buckets:
-        pipeline.incr(offers_version_key(bucket))
-    pipeline.execute()
-    try:
-        cache.incr(VERSION_KEY)
-    except ValueError:  # no version yet: start one above the selectors' default of 1
-        cache.add(VERSION_KEY, 2, timeout=None)
+def ensure_product_index() -> bool:
+    """Create the product index and alias if missing (`manage.py seed`). True if created."""
+    return indexes.ensure_product_index()
+
+
+def drop_all_products() -> None:
+    """Start from an empty catalog (`seed --reset`); what was cached about the old one is retired."""
+    indexes.recreate_product_index()
 
 
 def validate_product_input(data: ProductInput) -> dict[str, Any]:
@@ -106,7 +98,7 @@ def validate_product_input(data: ProductInput) -> dict[str, Any]:
 def create_product(*, data: ProductInput) -> Product:
     """Create a product whose id is its lower-cased SKU; raises SkuAlreadyExists if that SKU is taken."""
     fields = validate_product_input(data)
-    ensure_product_index()
+    indexes.ensure_product_index()
     now = timezone.now()
     product_id = product_id_for_sku(fields["sku"])
     try:
@@ -123,7 +115,7 @@ def create_product(*, data: ProductInput) -> Product:
         raise SkuAlreadyExists(
             f"A product with SKU {fields['sku']!r} exists already.", fields={"sku": ["This SKU is taken."]}
         ) from None
-    bump_catalog_version(product_id=product_id)
+    catalog_cache.bump(product_ids=[product_id])
     return get_product(product_id=product_id, include_inactive=True, use_cache=False)
 
 
@@ -148,7 +140,7 @@ def update_product(
         )
     except ConflictError:
         raise ProductChanged("Someone else changed this product meanwhile; reload it and try again.") from None
-    bump_catalog_version(product_id=product_id)
+    catalog_cache.bump(product_ids=[product_id])
     return get_product(product_id=product_id, include_inactive=True, use_cache=False)
 
 
@@ -163,7 +155,7 @@ def set_product_active(*, product_id: str, active: bool) -> Product:
         )
     except NotFoundError:
         raise ProductNotFound(f"No product with id {product_id!r}.") from None
-    bump_catalog_version(product_id=product_id)
+    catalog_cache.bump(product_ids=[product_id])
     return get_product(product_id=product_id, include_inactive=True, use_cache=False)
 
 
@@ -213,7 +205,7 @@ def bulk_load_products(
     """Index product dicts (document fields plus `id`) in bulk. Products whose id exists already are
     left exactly as they are (op_type=create), so loading the same set twice changes nothing.
     Returns how many were created."""
-    ensure_product_index()
+    indexes.ensure_product_index()
     client = es.admin_client()
     now = timezone.now()
 
@@ -235,7 +227,9 @@ def bulk_load_products(
             on_progress(seen)
     client.indices.refresh(index=products_alias())
     if created:
-        bump_catalog_version()
+        # Listings change; offers do not: a bulk load only creates products (an existing one is left as
+        # it is), and a product that did not exist is in no offer hash (only found products are cached).
+        catalog_cache.bump(product_ids=())
     if on_progress:
         on_progress(seen)
     return created

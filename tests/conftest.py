@@ -1,11 +1,11 @@
 """Suite-wide fixtures. The tests use the real local services; if one is missing the run stops at
 once and says how to start it, instead of skipping anything. Only a run of nothing but the unit layer
-(tests/unit/, `make test-unit`: pure logic, marked `unit`) needs no services."""
+(tests/unit/, `make test-unit`: pure logic, marked `unit`) needs no services.
+Helpers and fixtures shared by the test modules live in tests/support/."""
 
 from __future__ import annotations
 
 import socket
-import subprocess
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +16,9 @@ from django.conf import settings
 
 from shopcart.service_urls import split_urls
 
-ROOT = Path(__file__).resolve().parent.parent
+# The shared fixtures (tests/support/): registered here, so no test module imports a fixture by name.
+pytest_plugins = ["tests.support.accounts", "tests.support.cart"]
+
 START_HINT = "Start the local stack with: make services-up   (or run the whole suite with: make test)"
 
 
@@ -101,21 +103,3 @@ def _clean_test_data(request: pytest.FixtureRequest) -> Iterator[None]:
     if names:
         es.client().indices.delete(index=",".join(names))
     cache.delete_pattern("*")
-
-
-@pytest.fixture
-def fresh_throttles() -> Iterator[None]:
-    """No throttling counted by another test, before or after this one: every test client comes from
-    127.0.0.1, so one test's failed log-ins or reset requests would otherwise count against the next."""
-    from django.core.cache import cache
-
-    from accounts.throttling import KEY_PREFIX
-
-    cache.delete_pattern(f"{KEY_PREFIX}*")
-    yield
-    cache.delete_pattern(f"{KEY_PREFIX}*")
-
-
-def stack(*args: str) -> None:
-    """Drive the local stack (devstack/stack.sh), e.g. stack("stop", "redis")."""
-    subprocess.run(["bash", str(ROOT / "devstack" / "stack.sh"), *args], check=True, capture_output=True, timeout=300)

@@ -3,7 +3,7 @@
 import os
 import uuid
 
-# A test-only key, unless a test asks for the key file (tests/test_scaleout.py starts replicas that way).
+# A test-only key, unless a test asks for the key file (tests/shopcart/test_scaleout.py starts replicas that way).
 if not os.environ.get("SECRET_KEY_FILE"):
     os.environ.setdefault("SECRET_KEY", "test-only-key-never-served-" + "0123456789abcdef" * 3)
 

@@ -19,19 +19,7 @@ from catalog.errors import ProductNotFound
 from shopcart import errors, es
 from shopcart.eventbus import EventBusUnavailable
 from shopcart.http_errors import STATUS_FOR_KIND, domain_error_response, status_for, unavailable_dependency
-
-
-def api_error(cls: type[ApiError], status: int, error_type: str) -> ApiError:
-    meta = elastic_transport.ApiResponseMeta(
-        status=status,
-        http_version="1.1",
-        headers=elastic_transport.HttpHeaders(),
-        duration=0.0,
-        node=elastic_transport.NodeConfig("http", "127.0.0.1", 9200),
-    )
-    body = {"error": {"type": error_type, "reason": "test", "root_cause": [{"type": error_type}]}, "status": status}
-    return cls(error_type, meta=meta, body=body)
-
+from tests.support.es import api_error
 
 UNAVAILABLE = [
     elastic_transport.ConnectionError("refused"),

@@ -1,11 +1,18 @@
-"""Merging a guest cart at log-in: how much of a line moves (cart.services.merged_quantity), without
-Elasticsearch. The merge protocol itself is tested against the real services in tests/test_cart_services.py."""
+"""Merging a guest cart at log-in: how much of a line moves (cart.domain's one rule, `line_limit`, and
+`capped_quantity`), without Elasticsearch. The merge protocol itself is tested against the real services
+in tests/cart/test_cart_services.py."""
 
 from __future__ import annotations
 
 import pytest
 
-from cart.services import MergedLine, MergeResult, merged_quantity
+from cart.domain import capped_quantity, line_limit
+from cart.services import MergedLine, MergeResult
+from catalog.selectors import Offer
+
+
+def offer(*, stock: int, currency: str = "USD", active: bool = True) -> Offer:
+    return Offer("kettle", "KETTLE", "Kettle", 1250, currency, stock, active)
 
 
 @pytest.mark.parametrize(
@@ -24,7 +31,21 @@ from cart.services import MergedLine, MergeResult, merged_quantity
 def test_a_merged_line_is_capped_by_stock_and_maximum(
     wanted: int, maximum: int, stock: int, expected: tuple[int, str]
 ) -> None:
-    assert merged_quantity(wanted=wanted, maximum=maximum, stock=stock) == expected
+    limit = line_limit(offer=offer(stock=stock), currency="USD", maximum=maximum)
+    assert capped_quantity(wanted=wanted, limit=limit) == expected
+
+
+@pytest.mark.parametrize(
+    ("product", "currency"),
+    [
+        (None, None),  # deleted
+        (offer(stock=5, active=False), None),  # no longer sold
+        (offer(stock=5, currency="EUR"), "USD"),  # re-priced in another currency than the cart's
+    ],
+)
+def test_nothing_of_an_unavailable_product_moves(product: Offer | None, currency: str | None) -> None:
+    limit = line_limit(offer=product, currency=currency, maximum=99)
+    assert capped_quantity(wanted=2, limit=limit) == (0, "unavailable")
 
 
 def test_the_result_counts_what_moved_and_what_was_capped() -> None:

@@ -1,5 +1,5 @@
 """API tokens without services (accounts/tokens.py): signing, expiry, shape, secret rotation and the
-password fingerprint. Revocation lives in Redis and is tested in tests/test_accounts_api.py."""
+password fingerprint. Revocation lives in Redis and is tested in tests/accounts/test_accounts_api.py."""
 
 from __future__ import annotations
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import ngettext
 
-from cart import conf, services
+from cart import services
 
 
 class Command(BaseCommand):
@@ -31,7 +32,7 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="count them, delete nothing")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        days = options["days"] if options["days"] is not None else conf.guest_cart_retention_days()
+        days = options["days"] if options["days"] is not None else settings.CART_GUEST_CART_RETENTION_DAYS
         if days < 1:
             raise CommandError("--days must be at least 1.")
         count = services.delete_abandoned_guest_carts(idle_days=days, dry_run=options["dry_run"])

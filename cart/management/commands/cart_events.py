@@ -16,11 +16,12 @@ import time
 from typing import Any
 
 import nats.errors
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from nats.aio.client import Client
 from nats.js.api import DeliverPolicy
 
-from cart import conf, events
+from cart import events
 from cart.documents import carts_alias
 from shopcart.eventbus import EventBusUnavailable, publisher
 
@@ -72,7 +73,7 @@ class Command(BaseCommand):
     # -- follow ------------------------------------------------------------------------------------
 
     def _follow(self, *, from_start: bool, count: int | None, idle_timeout: float | None) -> None:
-        stream, prefix = conf.events_stream(), conf.subject_prefix()
+        stream, prefix = settings.CART_EVENTS_STREAM, settings.CART_EVENTS_SUBJECT_PREFIX
         policy = DeliverPolicy.ALL if from_start else DeliverPolicy.NEW
         self.stderr.write(f"following stream {stream} ({prefix}.>)")
         subscription: Any = None

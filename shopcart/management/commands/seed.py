@@ -11,9 +11,8 @@ from django.core.management.base import BaseCommand, CommandParser
 from accounts.services import ensure_demo_users
 from cart.services import ensure_cart_index
 from catalog import seeding
-from catalog.indexes import ensure_product_index, recreate_product_index
 from catalog.selectors import count_products
-from catalog.services import bump_catalog_version
+from catalog.services import drop_all_products, ensure_product_index
 
 
 class Command(BaseCommand):
@@ -34,8 +33,7 @@ class Command(BaseCommand):
             self.stdout.write("Catalog already has products; nothing to seed.")
             return
         if reset:
-            recreate_product_index()
-            bump_catalog_version()  # every product is gone: nothing cached about them may be served
+            drop_all_products()
             self.stdout.write("Recreated the product index.")
         elif ensure_product_index():
             self.stdout.write("Created the product index and alias.")

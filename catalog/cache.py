@@ -1,0 +1,95 @@
+"""The catalog's Redis cache: every key it uses and every version that retires them, in one place.
+
+Two kinds of version, both plain integers bumped with INCR by `bump()`, which every write to the
+catalog calls after Elasticsearch has acknowledged it (catalog.services, catalog.indexes):
+- the **catalog version**: part of every listing, search and detail key (`key()`), and recorded
+  with each cached cart summary; a bump makes all of them unreachable on every replica at once;
+- the version of each **offer bucket** (products by crc32 of their id, `OFFER_BUCKETS` of them): the
+  offers cached in that bucket's hash (`offers_hash_key`); an edit retires 1/64 of the offers, not all.
+
+The write order is the one rule that makes a reader's view consistent: the offer buckets are bumped
+before the catalog version, so whoever reads the new catalog version also reads the new offers. A
+reader that caches what it built under the catalog version (the cart summary) reads that version
+first, then the offers (catalog.selectors.get_offers).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from typing import Any
+
+from django.core.cache import cache
+from django_redis import get_redis_connection
+
+from catalog.documents import products_alias
+
+VERSION_KEY = "catalog:version"
+# How long a cached listing, product or offer hash lives: the bound on staleness after a write that
+# bypassed the app (straight to Elasticsearch), which bumps nothing.
+TTL = 300
+OFFER_BUCKETS = 64
+
+
+def redis() -> Any:
+    return get_redis_connection("default")
+
+
+def catalog_version() -> int:
+    version = cache.get(VERSION_KEY)
+    if version is None:
+        cache.add(VERSION_KEY, 1, timeout=None)
+        version = cache.get(VERSION_KEY, 1)
+    return int(version)
+
+
+def catalog_version_and_cached(key: str) -> tuple[int, Any]:
+    """The catalog version and what is cached under `key` (None if nothing), in one round trip: for a
+    cache whose entries record the version they were built at (the cart summary) instead of being
+    keyed by it, which would take a round trip for the version before the one for the entry."""
+    raw_version, raw_value = redis().mget([cache.make_key(VERSION_KEY), cache.make_key(key)])
+    version = int(raw_version) if raw_version is not None else catalog_version()
+    return version, (cache.client.decode(raw_value) if raw_value is not None else None)  # type: ignore[attr-defined]
+
+
+def key(*parts: object, version: int | None = None) -> str:
+    """A listing's, a search's or a product's key, under the current catalog version."""
+    if version is None:
+        version = catalog_version()
+    # The alias is part of the key so two catalogs sharing one Redis (tests, several shops) never mix.
+    return ":".join(["catalog", f"v{version}", products_alias(), *map(str, parts)])
+
+
+def offer_bucket(product_id: str) -> int:
+    return zlib.crc32(product_id.encode()) % OFFER_BUCKETS
+
+
+def _offers_version_key(bucket: int) -> str:
+    return cache.make_key(f"catalog:offers-version:{products_alias()}:{bucket}")
+
+
+def offers_hash_keys(buckets: Iterable[int]) -> dict[int, str]:
+    """The Redis key (cache prefix included) of each bucket's offer hash at its current version: one
+    round trip for all of them."""
+    buckets = list(buckets)
+    versions = redis().mget([_offers_version_key(bucket) for bucket in buckets])
+    return {
+        bucket: cache.make_key(f"catalog:offers:{products_alias()}:{bucket}:v{int(version or 0)}")
+        for bucket, version in zip(buckets, versions, strict=True)
+    }
+
+
+def bump(*, product_ids: Iterable[str] | None = None) -> None:
+    """Retire what is cached about `product_ids` (about every product with None), after the write: their
+    offer buckets' versions first, then the catalog version, in that order (see above). Listings and
+    summaries always go; offers only of the products named."""
+    buckets = range(OFFER_BUCKETS) if product_ids is None else sorted({offer_bucket(pid) for pid in product_ids})
+    if buckets:
+        pipeline = redis().pipeline(transaction=False)
+        for bucket in buckets:
+            pipeline.incr(_offers_version_key(bucket))
+        pipeline.execute()
+    try:
+        cache.incr(VERSION_KEY)
+    except ValueError:  # no version yet: start one above catalog_version()'s default of 1
+        cache.add(VERSION_KEY, 2, timeout=None)
