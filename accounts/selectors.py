@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from accounts import tokens
+from django.core.cache import cache
+
+from accounts import auth_cache, tokens
 from accounts.errors import InvalidToken
 from accounts.models import User, normalize_email
 
@@ -20,9 +22,18 @@ def user_for_token(*, token: str) -> tuple[User, tokens.TokenClaims] | None:
         claims = tokens.decode(token)
     except InvalidToken:
         return None
-    if tokens.is_revoked(claims.jti):
+    # One round trip for the revocation, the user's cache version and their cached row (auth_cache).
+    revoked_key = tokens.revocation_key(claims.jti)
+    version_key, entry_key = auth_cache.version_key(claims.user_id), auth_cache.entry_key(claims.user_id)
+    found = cache.get_many([revoked_key, version_key, entry_key])
+    if revoked_key in found:
         return None
-    user = User.objects.filter(pk=claims.user_id, is_active=True).first()
-    if user is None or not tokens.matches_password(claims, user.password):
+    version = int(found.get(version_key) or 0)
+    user = auth_cache.from_entry(found.get(entry_key), version=version)
+    if user is None:
+        user = User.objects.filter(pk=claims.user_id, is_active=True).first()
+        if user is not None:
+            auth_cache.store(user, version=version)
+    if user is None or not user.is_active or not tokens.matches_password(claims, user.password):
         return None
     return user, claims

@@ -6,14 +6,18 @@ every token issued before, as Django's session auth hash ends the other sessions
 
 from __future__ import annotations
 
+import functools
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
 from django.conf import settings
 from django.core.cache import cache
+from django.core.signals import setting_changed
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from accounts.errors import InvalidToken
@@ -39,6 +43,7 @@ def token_ttl() -> int:
     return settings.API_TOKEN_TTL
 
 
+@functools.lru_cache(maxsize=8)
 def signing_key(secret: str | bytes) -> bytes:
     """A key for API tokens only, derived from the shared secret: deterministic on every replica, and
     a token signature can never be replayed as a session or CSRF signature (or the other way round)."""
@@ -78,9 +83,31 @@ def new_claims(*, user_id: int, password_hash: str, ttl: int | None = None) -> d
     }
 
 
+# Tokens this process verified (signature and shape), newest last: a client sends the same token on every
+# request, and its signature cannot become valid or invalid without a change of the secrets (which clears
+# this). Expiry is checked on every use. Bounded; the oldest are forgotten first.
+_VERIFIED_KEPT = 10_000
+_verified: OrderedDict[str, TokenClaims] = OrderedDict()
+_verified_lock = threading.Lock()
+
+
 def decode(token: str) -> TokenClaims:
     """Checks signature, expiry and the claims' shape; raises InvalidToken. Accepts tokens signed
     with SECRET_KEY_FALLBACKS too, so rotating the secret does not log every client out at once."""
+    claims = _verified.get(token)
+    if claims is None:
+        claims = _verify(token)
+        with _verified_lock:
+            _verified[token] = claims
+            if len(_verified) > _VERIFIED_KEPT:
+                _verified.popitem(last=False)
+    # PyJWT's own rule (checked by _verify on first sight too): expired once exp <= now - leeway.
+    elif claims.expires_at <= time.time() - LEEWAY_SECONDS:
+        raise InvalidToken("The token has expired.")
+    return claims
+
+
+def _verify(token: str) -> TokenClaims:
     for secret in _secrets():
         try:
             payload = jwt.decode(
@@ -122,3 +149,14 @@ def revoke(claims: TokenClaims) -> None:
 
 def is_revoked(jti: str) -> bool:
     return cache.get(revocation_key(jti)) is not None
+
+
+def _forget_verified(*, setting: str, **kwargs: Any) -> None:
+    # Only tests change the secrets at run time; a deployment restarts with its new settings.
+    if setting in ("SECRET_KEY", "SECRET_KEY_FALLBACKS"):
+        with _verified_lock:
+            _verified.clear()
+        signing_key.cache_clear()
+
+
+setting_changed.connect(_forget_verified, dispatch_uid="accounts.tokens.forget_verified")

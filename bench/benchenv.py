@@ -12,27 +12,31 @@ BENCH_DIR = ROOT / "bench"
 RESULTS_DIR = BENCH_DIR / "results"
 LUA_DIR = BENCH_DIR / "lua"
 DEVSTACK_DIR = ROOT / ".devstack"
-WORK_DIR = DEVSTACK_DIR / "bench"  # generated wrk data, logs of the run
-REPLICAS_DIR = DEVSTACK_DIR / "bench-replicas"
-DB_FILE = DEVSTACK_DIR / "bench.sqlite3"
+# BENCH_NAMESPACE (optional, e.g. "bench-perf"): another name for everything a run owns (folders, database,
+# index prefixes, cache keys, stream, subjects) and BENCH_PORT another nginx port (replicas from +101), so
+# two people can prepare and profile at once on one shared stack without resetting each other's state.
+NAMESPACE = os.environ.get("BENCH_NAMESPACE", "bench")
+WORK_DIR = DEVSTACK_DIR / NAMESPACE  # generated wrk data, logs of the run
+REPLICAS_DIR = DEVSTACK_DIR / f"{NAMESPACE}-replicas"
+DB_FILE = DEVSTACK_DIR / f"{NAMESPACE}.sqlite3"
 VENV_BIN = ROOT / ".venv" / "bin"
 PYTHON = VENV_BIN / "python"
 
 HOST = "127.0.0.1"
 # Clear of `make run` (8000, 8101-), the scale-out tests (18000-18103) and the fault stack (19200, 16379...).
-PORT = 28000
-REPLICA_BASE_PORT = 28100
+PORT = int(os.environ.get("BENCH_PORT", "28000"))
+REPLICA_BASE_PORT = PORT + 100
 REPLICAS = 3
 
 # Two catalogs: the shop the HTTP scenarios run against (100 000 products), and a small one that only
 # the search-latency comparison uses. Both are recreated (and timed) by every run.
-PREFIX_LARGE = "bench-100k"
-PREFIX_SMALL = "bench-1k"
+PREFIX_LARGE = f"{NAMESPACE}-100k"
+PREFIX_SMALL = f"{NAMESPACE}-1k"
 LARGE_CATALOG = 100_000
 SMALL_CATALOG = 1_000
-CACHE_KEY_PREFIX = "bench"
-EVENTS_STREAM = "BENCH_CART"
-EVENTS_SUBJECT_PREFIX = "bench.cart"
+CACHE_KEY_PREFIX = NAMESPACE
+EVENTS_STREAM = NAMESPACE.upper().replace("-", "_") + "_CART"
+EVENTS_SUBJECT_PREFIX = f"{NAMESPACE}.cart"
 
 # Fixed, long and obviously not a real deployment's: tokens issued by the prepare step must verify on
 # every replica, and check --deploy wants 50+ characters.

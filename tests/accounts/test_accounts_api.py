@@ -11,10 +11,11 @@ from typing import Any
 
 import jwt
 import pytest
+import redis.exceptions
 from django.conf import settings as django_settings
 from django.core.cache import cache
 
-from accounts import tokens
+from accounts import auth_cache, tokens
 from accounts.models import User
 from tests.support import ROOT
 from tests.support.api import ApiClient, bearer
@@ -175,6 +176,57 @@ def test_changing_the_password_ends_earlier_tokens(ann: User) -> None:
 
     fresh = client.log_in("ann@example.com", "a-new-plum-orchard-92").json()["auth_token"]
     assert client.get("/api/me", **bearer(fresh)).status_code == 200
+
+
+def test_the_token_user_is_cached_until_the_user_changes(ann: User, django_assert_num_queries: Any) -> None:
+    """accounts/auth_cache.py: the row the Bearer auth needs is read once, then served from Redis with no
+    query, until a save or delete of the user, which every replica sees at once (the version is in Redis)."""
+    client = Client()
+    token = token_for(client)
+    assert client.get("/api/me", **bearer(token)).status_code == 200
+    with django_assert_num_queries(0):
+        me = client.get("/api/me", **bearer(token))
+    assert me.json() == {"id": ann.pk, "name": "Ann", "email": "ann@example.com"}
+
+    ann.name = "Ann B."
+    ann.save()
+    assert client.get("/api/me", **bearer(token)).json()["name"] == "Ann B."
+
+    ann.delete()
+    response = client.get("/api/me", **bearer(token))
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "not_authenticated"
+
+
+def test_an_entry_loaded_before_a_change_is_never_served(ann: User) -> None:
+    """A reader that loaded the row just before a change stores it under the version it read before the
+    load; the change bumped that version, so the old row is stale on arrival."""
+    client = Client()
+    token = token_for(client)
+    version = int(cache.get(auth_cache.version_key(ann.pk)) or 0)
+    old_row = User.objects.get(pk=ann.pk)
+    ann.is_active = False
+    ann.save()
+    auth_cache.store(old_row, version=version)  # the slow reader finishes after the change
+
+    assert client.get("/api/me", **bearer(token)).status_code == 401
+
+
+def test_without_redis_an_account_can_be_created_but_not_changed(ann: User, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Creating a user needs no cache bump (a new id has no entry); changing one does, so a change that
+    could leave other replicas serving the old row is refused instead (fail closed)."""
+
+    def redis_down(*args: Any, **kwargs: Any) -> Any:
+        raise redis.exceptions.ConnectionError("Error 111 connecting to redis: Connection refused.")
+
+    monkeypatch.setattr(auth_cache, "get_redis_connection", redis_down)
+    created = post(Client(), "/api/register", {"name": "Bea", "email": "bea@example.com", "password": PASSWORD})
+    assert created.status_code == 201
+
+    ann.is_active = False
+    with pytest.raises(redis.exceptions.ConnectionError):
+        ann.save()
+    assert User.objects.get(pk=ann.pk).is_active
 
 
 def test_token_issued_by_another_process_is_accepted(ann: User) -> None:

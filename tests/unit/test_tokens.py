@@ -46,6 +46,17 @@ def test_an_expired_token_is_refused_after_the_leeway() -> None:
     assert tokens.decode(_token(exp=int(time.time()) - 1)).user_id == 7
 
 
+def test_a_token_verified_before_still_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    """decode() remembers the tokens it verified; their expiry is still checked on every use."""
+    now = time.time()
+    token = _token(exp=int(now) + 60)
+    assert tokens.decode(token).user_id == 7
+    assert tokens.decode(token).user_id == 7  # remembered
+    monkeypatch.setattr(tokens.time, "time", lambda: now + 60 + tokens.LEEWAY_SECONDS + 1)
+    with pytest.raises(InvalidToken, match="expired"):
+        tokens.decode(token)
+
+
 @pytest.mark.parametrize("missing", ["sub", "jti", "iat", "exp", "pwd"])
 def test_a_token_missing_a_claim_is_refused(missing: str) -> None:
     claims = tokens.new_claims(user_id=7, password_hash=HASH)
