@@ -181,8 +181,8 @@ def test_changing_the_password_ends_earlier_tokens(ann: User) -> None:
 def test_the_token_user_is_cached_until_the_user_changes(ann: User, django_assert_num_queries: Any) -> None:
     """accounts/auth_cache.py: the row the Bearer auth needs is read once, then served from Redis with no
     query, until a save or delete of the user, which every replica sees at once (the version is in Redis)."""
-    client = Client()
-    token = token_for(client)
+    client = ApiClient()
+    token = client.login_token("ann@example.com", PASSWORD)
     assert client.get("/api/me", **bearer(token)).status_code == 200
     with django_assert_num_queries(0):
         me = client.get("/api/me", **bearer(token))
@@ -201,8 +201,8 @@ def test_the_token_user_is_cached_until_the_user_changes(ann: User, django_asser
 def test_an_entry_loaded_before_a_change_is_never_served(ann: User) -> None:
     """A reader that loaded the row just before a change stores it under the version it read before the
     load; the change bumped that version, so the old row is stale on arrival."""
-    client = Client()
-    token = token_for(client)
+    client = ApiClient()
+    token = client.login_token("ann@example.com", PASSWORD)
     version = int(cache.get(auth_cache.version_key(ann.pk)) or 0)
     old_row = User.objects.get(pk=ann.pk)
     ann.is_active = False
@@ -220,7 +220,7 @@ def test_without_redis_an_account_can_be_created_but_not_changed(ann: User, monk
         raise redis.exceptions.ConnectionError("Error 111 connecting to redis: Connection refused.")
 
     monkeypatch.setattr(auth_cache, "get_redis_connection", redis_down)
-    created = post(Client(), "/api/register", {"name": "Bea", "email": "bea@example.com", "password": PASSWORD})
+    created = ApiClient().post_json("/api/register", {"name": "Bea", "email": "bea@example.com", "password": PASSWORD})
     assert created.status_code == 201
 
     ann.is_active = False
