@@ -3,22 +3,24 @@
 The summary is cached in Redis under a key that embeds the cart document's `_seq_no`/`_primary_term`
 (from the real-time GET), with the catalog version (bumped by every product write) it was priced at;
 it is used only while that is still the current version, which is read in the same round trip
-(`catalog_version_and_cached`). Any cart change therefore produces a new key, and any product change
+(`catalog_version_and_entry`). Any cart change therefore produces a new key, and any product change
 retires what was cached under the old version: a stale summary is unreachable by construction, with
 no delete-on-write to race against. What the summary says of each line is cart.domain's.
 """
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django_redis import get_redis_connection
 from elasticsearch import NotFoundError
 
 from cart.documents import carts_alias
 from cart.domain import Cart, CartSummary, Line, empty_summary, priced
-from catalog.selectors import catalog_version, catalog_version_and_cached, get_offers
+from catalog.selectors import catalog_version, catalog_version_and_entry, get_offers
 from shopcart import es
 
 
@@ -55,7 +57,7 @@ def no_summary(*, cart_id: str | None = None) -> CartSummary:
 # Part of the key: bump it whenever what is cached (the catalog version and the pickled CartSummary)
 # changes shape, so replicas running the new code never unpickle what older ones cached (during a
 # rolling deploy both share one Redis).
-SUMMARY_FORMAT = 5
+SUMMARY_FORMAT = 6
 
 
 def summary_key(cart: Cart) -> str:
@@ -71,15 +73,34 @@ def summarize(*, cart: Cart, lookup: bool = True) -> CartSummary:
     # The version is read before the products: a price change finishing after this read bumps the
     # version past it, so a summary cached with this version is never older than it claims.
     key = summary_key(cart)
-    version, cached = catalog_version_and_cached(key) if lookup else (catalog_version(), None)
-    if isinstance(cached, tuple) and len(cached) == 2 and cached[0] == version and isinstance(cached[1], CartSummary):
-        return cached[1]
+    version, entry = catalog_version_and_entry(key) if lookup else (catalog_version(), None)
+    cached = _from_entry(entry, version=version)
+    if cached is not None:
+        return cached
 
     # Read after the version: a product write bumps its offers' version before the catalog version.
     offers = get_offers(product_ids=[line.product_id for line in cart.lines])
     summary = priced(cart, offers, maximum=settings.CART_MAX_QUANTITY_PER_LINE)
-    cache.set(key, (version, summary), settings.CART_SUMMARY_CACHE_TTL)
+    store_summary(key, summary, version=version)
     return summary
+
+
+# An entry is the catalog version it was priced at, a newline, then the pickled summary: a summary of an
+# older version (every product edit makes every cart's entry one) is recognised by its first bytes,
+# without unpickling 200 lines to throw them away (~1.4 ms for a 200-line cart, bench/README.md).
+def store_summary(key: str, summary: CartSummary, *, version: int) -> None:
+    entry = b"%d\n" % version + pickle.dumps(summary, protocol=pickle.HIGHEST_PROTOCOL)
+    get_redis_connection("default").set(cache.make_key(key), entry, ex=settings.CART_SUMMARY_CACHE_TTL)
+
+
+def _from_entry(entry: bytes | None, *, version: int) -> CartSummary | None:
+    if entry is None:
+        return None
+    head, newline, body = entry.partition(b"\n")
+    if not newline or head != b"%d" % version:
+        return None
+    summary = pickle.loads(body)  # noqa: S301 - our own Redis, written by store_summary
+    return summary if isinstance(summary, CartSummary) else None
 
 
 def get_summary(*, cart_id: str | None) -> CartSummary:

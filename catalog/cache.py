@@ -43,13 +43,14 @@ def catalog_version() -> int:
     return int(version)
 
 
-def catalog_version_and_cached(key: str) -> tuple[int, Any]:
-    """The catalog version and what is cached under `key` (None if nothing), in one round trip: for a
-    cache whose entries record the version they were built at (the cart summary) instead of being
-    keyed by it, which would take a round trip for the version before the one for the entry."""
+def catalog_version_and_entry(key: str) -> tuple[int, bytes | None]:
+    """The catalog version and the raw bytes stored under `key` (None if nothing), in one round trip:
+    for a cache whose entries record the version they were built at (the cart summary) instead of being
+    keyed by it, which would take a round trip for the version before the one for the entry. Raw, so
+    the caller can tell a stale entry from its first bytes without decoding all of it."""
     raw_version, raw_value = redis().mget([cache.make_key(VERSION_KEY), cache.make_key(key)])
     version = int(raw_version) if raw_version is not None else catalog_version()
-    return version, (cache.client.decode(raw_value) if raw_value is not None else None)  # type: ignore[attr-defined]
+    return version, raw_value
 
 
 def key(*parts: object, version: int | None = None) -> str:

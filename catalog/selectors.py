@@ -23,7 +23,7 @@ from catalog import cache as catalog_cache
 from catalog import images
 
 # Other apps read the catalog through this module only: the cart records the version it priced at.
-from catalog.cache import catalog_version, catalog_version_and_cached  # noqa: F401
+from catalog.cache import catalog_version, catalog_version_and_entry  # noqa: F401
 from catalog.documents import ProductDocument, products_alias
 from catalog.errors import ProductNotFound  # raised by get_product; other apps catch it from here
 from shopcart import es

@@ -485,8 +485,6 @@ def test_a_summary_cached_at_another_catalog_version_is_not_served(cart_id: str)
     the current one (selectors.summarize): only an entry of the current version is served."""
     import dataclasses
 
-    from django.core.cache import cache
-
     from catalog.selectors import catalog_version
 
     product = make_product(price="4.00", stock=10)
@@ -495,7 +493,7 @@ def test_a_summary_cached_at_another_catalog_version_is_not_served(cart_id: str)
     real = selectors.summarize(cart=cart)
     assert real.subtotal_cents == 800
     planted = dataclasses.replace(real, subtotal_cents=1)
-    cache.set(selectors.summary_key(cart), (catalog_version() - 1, planted))
+    selectors.store_summary(selectors.summary_key(cart), planted, version=catalog_version() - 1)
     assert selectors.summarize(cart=cart).subtotal_cents == 800
-    cache.set(selectors.summary_key(cart), (catalog_version(), planted))
+    selectors.store_summary(selectors.summary_key(cart), planted, version=catalog_version())
     assert selectors.summarize(cart=cart).subtotal_cents == 1  # the current version's entry is what is read
