@@ -147,7 +147,7 @@ def _from_source(
 
 def get_product(*, product_id: str, include_inactive: bool = False, use_cache: bool = True) -> Product:
     """One product by id (a real-time GET, so a just-saved product is visible). Raises ProductNotFound."""
-    # Uncached reads (the cart's price and stock checks) skip the key, and so a Redis round trip.
+    # Uncached reads (the staff pages, the writes' answers) skip the key, and so a Redis round trip.
     key = catalog_cache.key("product", product_id) if use_cache else None
     product = cache.get(key) if key else None
     if product is None:

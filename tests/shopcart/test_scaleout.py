@@ -43,6 +43,7 @@ from catalog import indexes
 from catalog import services as catalog_services
 from catalog.services import ProductInput
 from tests.support import ROOT
+from tests.support.cart import wipe_cart
 
 pytestmark = pytest.mark.slow
 
@@ -273,6 +274,9 @@ def new_user(tag: str) -> str:
     email = f"{tag}-{uuid.uuid4().hex[:10]}@example.com"
     reply = call("POST", "/api/register", json_body={"name": tag.title(), "email": email, "password": PASSWORD})
     assert reply.status == 201, reply.text
+    # The replicas' database is their own, so their user ids start again at 1; the carts index is this
+    # run's, shared with the other tests, whose users had those ids too: start from an empty cart.
+    wipe_cart(f"user-{reply.json()['id']}")
     return email
 
 
