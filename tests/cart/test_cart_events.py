@@ -37,8 +37,9 @@ def _prefix() -> str:
     return str(django_settings.CART_EVENTS_SUBJECT_PREFIX)
 
 
-def _events(count: int) -> list[dict[str, Any]]:
-    """Wait until the stream holds `count` messages; returns their events (and checks the subjects)."""
+def _events(count: int, *, cart_id: str | None = None) -> list[dict[str, Any]]:
+    """Wait until the stream holds `count` messages; returns their events (and checks the subjects).
+    `cart_id`: a cart whose pending events should be arriving, named in a failure with the relay's state."""
 
     def enough() -> list[dict[str, Any]] | None:
         try:
@@ -47,7 +48,17 @@ def _events(count: int) -> list[dict[str, Any]]:
             return None
         return found if len(found) >= count else None
 
-    messages = wait_for(enough, timeout=30)
+    def state() -> str:
+        try:
+            held = len(stream_messages(_stream()))
+        except EventBusUnavailable as exc:
+            held = f"unreadable ({exc})"
+        relay = events._relay_thread
+        alive = relay is not None and relay.is_alive()
+        pending = len(_pending_ids(cart_id)) if cart_id else "-"
+        return f"stream holds {held}; relay thread alive: {alive}; still pending: {pending}"
+
+    messages = wait_for(enough, timeout=30, describe=state)
     for message in messages:
         assert message["subject"] == f"{_prefix()}.{message['event']['type']}"
     return [message["event"] for message in messages]
@@ -214,7 +225,7 @@ def test_with_nats_stopped_requests_succeed_and_every_event_arrives_after_restar
     finally:
         stack("start", "nats")
 
-    delivered = _events(7)  # the relay thread publishes them once NATS is back
+    delivered = _events(7, cart_id=f"user-{user.pk}")  # the relay thread publishes them once NATS is back
     ids = [e["eventId"] for e in delivered]
     assert ids == before + waiting
     assert len(set(ids)) == 7

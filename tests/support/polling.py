@@ -11,13 +11,21 @@ from typing import Any
 import pytest
 
 
-def wait_for(predicate: Callable[[], Any], *, timeout: float = 30, interval: float = 0.2) -> Any:
-    """Poll until `predicate()` is truthy; returns its value or fails the test with the last value."""
+def wait_for(
+    predicate: Callable[[], Any],
+    *,
+    timeout: float = 30,
+    interval: float = 0.2,
+    describe: Callable[[], str] | None = None,
+) -> Any:
+    """Poll until `predicate()` is truthy; returns its value or fails the test with the last value (and
+    `describe()`: what else to know then, for a failure that happens only now and then)."""
     deadline = time.monotonic() + timeout
     value = predicate()
     while not value:
         if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s (last value: {value!r})")
+            state = f"; {describe()}" if describe is not None else ""
+            pytest.fail(f"condition not met within {timeout}s (last value: {value!r}{state})")
         time.sleep(interval)
         value = predicate()
     return value
