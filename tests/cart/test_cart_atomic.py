@@ -25,7 +25,7 @@ from tests.support import unique
 from tests.support.api import api_client
 from tests.support.cart import make_product, make_user, stream_messages, wipe_cart
 from tests.support.es import api_error
-from tests.support.gunicorn import gunicorn, manage
+from tests.support.gunicorn import gunicorn, manage, user_with_token
 from tests.support.polling import stays_true, wait_for
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("cart_events_env")]
@@ -118,17 +118,7 @@ def killing_server(request: pytest.FixtureRequest, tmp_path: Path, settings: Any
         "GUNICORN_WORKERS": "1",
         "GUNICORN_THREADS": "2",
     }
-    manage("migrate", "--noinput", "-v", "0", env=env)
-    created = manage(
-        "shell",
-        "-c",
-        "from accounts.models import User; from accounts.services import issue_token; "
-        "u = User.objects.create_user(email='kill@example.com', password='a-Long-password-1', name='Kill'); "
-        "print(u.pk, issue_token(user=u).auth_token)",
-        env=env,
-    )
-    user_id, token = created.split()[-2:]
-    wipe_cart(f"user-{user_id}")
+    user_id, token = user_with_token(env=env, email="kill@example.com")
     with gunicorn(env={**env, "CART_FAULT_AFTER_WRITE": "kill"}, log_path=tmp_path / "gunicorn.log") as port:
         yield {
             "port": port,

@@ -21,8 +21,8 @@ from django.conf import settings
 
 from cart import events
 from cart.selectors import get_cart
-from tests.support.cart import make_product, stream_messages, wipe_cart
-from tests.support.gunicorn import gunicorn, manage
+from tests.support.cart import make_product, stream_messages
+from tests.support.gunicorn import gunicorn, user_with_token
 from tests.support.polling import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("cart_events_env")]
@@ -46,17 +46,7 @@ def server(tmp_path: Path) -> Iterator[dict[str, Any]]:
         "GUNICORN_THREADS": "8",
         "GUNICORN_ACCESSLOG": "/dev/null",
     }
-    manage("migrate", "--noinput", "-v", "0", env=env)
-    created = manage(
-        "shell",
-        "-c",
-        "from accounts.models import User; from accounts.services import issue_token; "
-        "u = User.objects.create_user(email='load@example.com', password='a-Long-password-1', name='Load'); "
-        "print(u.pk, issue_token(user=u).auth_token)",
-        env=env,
-    )
-    user_id, token = created.split()[-2:]
-    wipe_cart(f"user-{user_id}")
+    user_id, token = user_with_token(env=env, email="load@example.com")
 
     with gunicorn(env=env, log_path=tmp_path / "gunicorn.log") as port:
         yield {"port": port, "token": token, "user_id": user_id, "log": tmp_path / "gunicorn.log"}

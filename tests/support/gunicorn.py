@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tests.support import ROOT
+from tests.support.cart import wipe_cart
 
 
 def free_port() -> int:
@@ -28,6 +29,23 @@ def manage(*args: str, env: dict[str, str]) -> str:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
+
+
+def user_with_token(*, env: dict[str, str], email: str) -> tuple[str, str]:
+    """Migrate the database `env` names (a gunicorn of a test's own) and create a user in it: its id and
+    an API token. Its cart starts empty: the database restarts ids at 1, the carts index is the run's."""
+    manage("migrate", "--noinput", "-v", "0", env=env)
+    created = manage(
+        "shell",
+        "-c",
+        "from accounts.models import User; from accounts.services import issue_token; "
+        f"u = User.objects.create_user(email={email!r}, password='a-Long-password-1', name='Shopper'); "
+        "print(u.pk, issue_token(user=u).auth_token)",
+        env=env,
+    )
+    user_id, token = created.split()[-2:]
+    wipe_cart(f"user-{user_id}")
+    return user_id, token
 
 
 def _answers(port: int) -> bool:
