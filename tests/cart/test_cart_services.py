@@ -27,10 +27,11 @@ from cart.errors import (
     QuantityOverMaximum,
 )
 from cart.schemas import CartOut
-from catalog.services import ProductInput, set_product_active, update_product
+from catalog.services import set_product_active, update_product
 from shopcart import es
 from tests.support import unique
 from tests.support.cart import make_product, wipe_cart
+from tests.support.catalog import input_of
 
 pytestmark = pytest.mark.usefixtures("cart_events_env")
 
@@ -279,20 +280,6 @@ def test_summary_arithmetic_is_exact(cart_id: str) -> None:
     assert selectors.get_summary(cart_id=cart_id).subtotal == Decimal("38.20")
 
 
-def _input(product: Any, **changes: Any) -> ProductInput:
-    fields = {
-        "sku": product.sku,
-        "name": product.name,
-        "description": product.description,
-        "category": product.category,
-        "price": product.price,
-        "currency": product.currency,
-        "stock": product.stock,
-        "active": product.active,
-    }
-    return ProductInput(**{**fields, **changes})
-
-
 def test_price_change_is_flagged_and_never_served_stale_from_the_cache(cart_id: str) -> None:
     product = make_product(price="12.50", stock=10)
     services.add_item(cart_id=cart_id, product_id=product.id, quantity=2)
@@ -300,7 +287,7 @@ def test_price_change_is_flagged_and_never_served_stale_from_the_cache(cart_id: 
     assert (before.subtotal_cents, before.lines[0].price_changed) == (2500, False)
     assert selectors.get_summary(cart_id=cart_id) == before  # cached, same cart version
 
-    update_product(product_id=product.id, data=_input(product, price=Decimal("13.99")))
+    update_product(product_id=product.id, data=input_of(product, price=Decimal("13.99")))
 
     after = CartOut.of(selectors.get_summary(cart_id=cart_id)).model_dump()
     line = after["lines"][0]

@@ -16,7 +16,6 @@ from django.test import Client
 
 from catalog import selectors, services
 from catalog.seeding import fixture_products
-from catalog.services import ProductInput
 from tests.support import catalog as catalog_support
 
 pytestmark = pytest.mark.django_db
@@ -109,7 +108,7 @@ def test_a_concurrent_edit_is_refused_and_keeps_what_was_typed(catalog: str, adm
     # Someone else saves first.
     services.update_product(
         product_id=product.id,
-        data=ProductInput(**{**_input_of(product), "name": "Their Kettle", "stock": 9}),
+        data=catalog_support.input_of(product, name="Their Kettle", stock=9),
         if_seq_no=product.seq_no,
         if_primary_term=product.primary_term,
     )
@@ -136,20 +135,6 @@ def test_a_concurrent_edit_is_refused_and_keeps_what_was_typed(catalog: str, adm
     assert again.status_code == 302
     final = selectors.get_product(product_id=product.id, use_cache=False)
     assert (final.name, final.description, final.price) == ("My Kettle", "My careful\ndescription", Decimal("21.50"))
-
-
-def _input_of(product: selectors.Product) -> dict[str, Any]:
-    return {
-        "sku": product.sku,
-        "name": product.name,
-        "description": product.description,
-        "category": product.category,
-        "price": product.price,
-        "currency": product.currency,
-        "stock": product.stock,
-        "image_url": product.image_url,
-        "active": product.active,
-    }
 
 
 def test_add_edit_and_deactivate_appear_in_recent_actions(catalog: str, admin_client: Client) -> None:

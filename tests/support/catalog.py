@@ -48,3 +48,19 @@ def product_input(*, sku_prefix: str, **fields: Any) -> ProductInput:
     }
     values.update(fields)
     return ProductInput(**values)
+
+
+def input_of(product: Any, **changes: Any) -> ProductInput:
+    """A product's editable fields as the services take them, with `changes` (an edit of it)."""
+    fields = {
+        "sku": product.sku,
+        "name": product.name,
+        "description": product.description,
+        "category": product.category,
+        "price": product.price,
+        "currency": product.currency,
+        "stock": product.stock,
+        "image_url": product.image_url,
+        "active": product.active,
+    }
+    return ProductInput(**{**fields, **changes})
