@@ -134,7 +134,7 @@ def test_without_secret_key_the_local_settings_share_one_generated_key(tmp_path:
         text=True,
     )
     assert chosen.stdout.strip() == "k" * 60
-    assert subprocess.run(["git", "grep", "-qF", key], cwd=ROOT, check=False).returncode == 1
+    assert subprocess.run(["git", "grep", "-qF", "-e", key], cwd=ROOT, check=False).returncode == 1
 
 
 @pytest.mark.parametrize("settings_module", ["shopcart.settings.base", "shopcart.settings.production"])
