@@ -28,19 +28,6 @@ from tests.support import catalog as catalog_support
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(scope="module")
-def seeded_catalog(django_db_setup, django_db_blocker) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """The shipped fixture loaded into a catalog of this module's own (its own index prefix)."""
-    with catalog_support.seeded_catalog(django_db_blocker, "cat") as prefix:
-        yield prefix
-
-
-@pytest.fixture
-def catalog(seeded_catalog: str) -> Iterator[str]:
-    with catalog_support.using_catalog(seeded_catalog) as prefix:
-        yield prefix
-
-
 @pytest.fixture
 def empty_catalog() -> Iterator[str]:
     prefix = f"{settings.ELASTICSEARCH_INDEX_PREFIX}-empty{uuid.uuid4().hex[:6]}"

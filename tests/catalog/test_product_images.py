@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from html import escape
 
 import pytest
@@ -21,19 +20,6 @@ from tests.support import catalog as catalog_support
 
 pytestmark = pytest.mark.django_db
 SVG = "{http://www.w3.org/2000/svg}"
-
-
-@pytest.fixture(scope="module")
-def seeded(django_db_setup, django_db_blocker) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """The shipped catalog (and the cart index) under a prefix of this module's own."""
-    with catalog_support.seeded_catalog(django_db_blocker, "img") as prefix:
-        yield prefix
-
-
-@pytest.fixture
-def catalog(seeded: str) -> Iterator[str]:
-    with catalog_support.using_catalog(seeded) as prefix:
-        yield prefix
 
 
 def product_input(**overrides: object) -> ProductInput:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from html import unescape
 from typing import Any
@@ -19,18 +18,6 @@ from catalog.seeding import fixture_products
 from tests.support import catalog as catalog_support
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(scope="module")
-def seeded(django_db_setup, django_db_blocker) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    with catalog_support.seeded_catalog(django_db_blocker, "staff") as prefix:
-        yield prefix
-
-
-@pytest.fixture
-def catalog(seeded: str) -> Iterator[str]:
-    with catalog_support.using_catalog(seeded) as prefix:
-        yield prefix
 
 
 def new_product(**overrides: Any) -> selectors.Product:
