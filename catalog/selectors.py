@@ -344,16 +344,20 @@ def search_products(
     with the category facet counts of the whole match (ignoring the category filter itself).
     `include_inactive` (the staff pages) also returns deactivated products, uncached."""
     query, sort, page, page_size = _search_args(query=query, sort=sort, page=page, page_size=page_size)
+    args = {"query": query, "category": category, "sort": sort, "page": page, "page_size": page_size}
+    if include_inactive:  # the staff's view: never cached
+        return _run_search(**args, include_inactive=True)
     key = catalog_cache.key("search", _search_fingerprint(query, category, sort, page, page_size))
-    cached = None if include_inactive else cache.get(key)
-    if cached is not None:
-        return cached
-    result = _run_search(
-        query=query, category=category, sort=sort, page=page, page_size=page_size, include_inactive=include_inactive
-    )
-    if not include_inactive:
-        cache.set(key, result, catalog_cache.TTL)
-    return result
+    return _cached(key, lambda: _run_search(**args, include_inactive=False))
+
+
+def _cached(key: str, build: Callable[[], Any]) -> Any:
+    """What is cached under `key`, else `build()`, cached there for catalog_cache.TTL."""
+    value = cache.get(key)
+    if value is None:
+        value = build()
+        cache.set(key, value, catalog_cache.TTL)
+    return value
 
 
 def search_products_rendered(
@@ -373,14 +377,8 @@ def search_products_rendered(
     85-90 % first occurrences) the pickling of the page's Products (bench/README.md)."""
     query, sort, page, page_size = _search_args(query=query, sort=sort, page=page, page_size=page_size)
     key = catalog_cache.key("search-rendered", _search_fingerprint(variant, query, category, sort, page, page_size))
-    cached = cache.get(key)
-    if cached is not None:
-        return cached
-    rendered = render(
-        _run_search(query=query, category=category, sort=sort, page=page, page_size=page_size, include_inactive=False)
-    )
-    cache.set(key, rendered, catalog_cache.TTL)
-    return rendered
+    args = {"query": query, "category": category, "sort": sort, "page": page, "page_size": page_size}
+    return _cached(key, lambda: render(_run_search(**args, include_inactive=False)))
 
 
 def category_names() -> list[str]:
