@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import re
-import threading
 from html import escape
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import quote, urlsplit
 
 from django.core.exceptions import ValidationError
-from django.core.signals import setting_changed
 from django.core.validators import URLValidator
-from django.urls import get_script_prefix, get_urlconf, reverse
+from django.urls import reverse
 from django.utils.http import RFC3986_SUBDELIMS
+
+from shopcart.reversing import reverse_once
 
 # Bump when the drawing changes, so browsers fetch the new pictures.
 GENERATOR_VERSION = "1"
@@ -64,32 +64,16 @@ def fingerprint(product: Imaged) -> str:
     return hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
-# reverse() costs ~25 us a call (resolver lookups through thread-locals): a listing's 24 pictures were
-# ~30 % of a search's CPU in the API (bench/README.md). So the address is reversed once per URL
-# configuration with a stand-in id, and each product's id goes where the stand-in was, quoted exactly
-# as reverse() quotes it (percent-encoding works character by character).
+# A listing's 24 pictures' addresses were ~30 % of a search's CPU in the API (bench/README.md). So the
+# address is reversed once (shopcart.reversing) with a stand-in id, and each product's id goes where the
+# stand-in was, quoted exactly as reverse() quotes it (percent-encoding works character by character).
 _ID_STAND_IN = "image-id-stand-in"
-_image_paths: dict[tuple[str, Any], list[str]] = {}
-_image_paths_lock = threading.Lock()
-
-
-def _forget_image_paths(**_: Any) -> None:
-    with _image_paths_lock:
-        _image_paths.clear()
-
-
-setting_changed.connect(_forget_image_paths)  # ROOT_URLCONF overridden in a test, say
 
 
 def _image_path(product_id: str) -> str:
     if not product_id or "/" in product_id:  # what the URL's <str:> refuses: reverse() says why
         return reverse("catalog:product_image", args=[product_id])
-    key = (get_script_prefix(), get_urlconf())
-    around = _image_paths.get(key)
-    if around is None:
-        around = reverse("catalog:product_image", args=[_ID_STAND_IN]).split(_ID_STAND_IN)
-        with _image_paths_lock:
-            _image_paths[key] = around
+    around = reverse_once("catalog:product_image", _ID_STAND_IN).split(_ID_STAND_IN)
     return quote(product_id, safe=RFC3986_SUBDELIMS + "/~:@").join(around)
 
 
