@@ -6,7 +6,8 @@ comes back rejoins the rotation.
 The replicas are subprocesses: they cannot see pytest-django's test database, so they get a SQLite
 file of their own, migrated here, and every user is created through the API. They share this run's
 Elasticsearch index prefix and cache prefix (SHOPCART_TEST_RUN_ID), so products created here are theirs.
-Ports 18000 (nginx) and 18101-18103 stay clear of `make run` (8000, 8101-...).
+Ports 18000 (nginx) and 18101-18103 stay clear of `make run` (8000, 8101-...); SCALEOUT_PORT moves them
+(nginx on it, the replicas from +101), for a second run on the same machine.
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ pytestmark = pytest.mark.slow
 
 SCRIPT = ROOT / "devstack" / "replicas.sh"
 REPLICAS = 3
-NGINX_PORT = 18000
-REPLICA_BASE_PORT = 18100
+NGINX_PORT = int(os.environ.get("SCALEOUT_PORT", "18000"))
+REPLICA_BASE_PORT = NGINX_PORT + 100
 NAMES = {f"replica-{i}" for i in range(1, REPLICAS + 1)}
 PASSWORD = "plum-orchard-91"
 GRACEFUL_TIMEOUT = 10
