@@ -47,6 +47,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response, the short-circuited ones (413, 405) included.
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "shopcart.middleware.ServedByMiddleware",
     # /api/v0/...: the API in the original's response envelope (docs/original-api.md).
@@ -66,6 +68,23 @@ MIDDLEWARE = [
 # The largest request body accepted (bytes); bigger ones get a 413 (shopcart.middleware). The largest
 # real form, a product with its description, is a few KiB. nginx has its own, higher limit in front.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=256 * 1024)
+
+# Content-Security-Policy (django-csp), on every response: scripts and styles only from the shop's own
+# static files, so text that slipped past escaping could not run (no 'unsafe-inline', no eval). Pictures
+# may come from any http(s) address: staff give product images by URL. The API docs page (Swagger UI)
+# adds only what it needs (shopcart/api.py); the generated product SVGs send a stricter policy of their own.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "http:", "https:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # The shop's own page for a failed CSRF check (a form from before a log-in in another tab, say).
 CSRF_FAILURE_VIEW = "shopcart.views.csrf_failure"

@@ -658,6 +658,7 @@ def test_docker_compose_balances_by_the_same_rules() -> None:
         "proxy_read_timeout",
         "proxy_set_header Host",
         "client_max_body_size",
+        "server_tokens",
         "error_page",
         "return 413",
     ):
