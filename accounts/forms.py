@@ -12,12 +12,19 @@ from django.core.mail import EmailMultiAlternatives
 from django.template import loader
 
 from accounts.models import User, normalize_email
-from accounts.services import EMAIL_TAKEN_MESSAGE
+from accounts.services import EMAIL_TAKEN_MESSAGE, NAME_MAX_LENGTH
 from shopcart.mail import send_later
+
+# Every form that asks for a new password twice says this when the two differ (Django's own forms had
+# their own wording: issue 17).
+PASSWORD_MISMATCH_MESSAGE = "The two passwords do not match."  # noqa: S105 - a message, not a password
 
 
 class SignupForm(forms.Form):
-    name = forms.CharField(max_length=150, widget=forms.TextInput(attrs={"autocomplete": "name", "autofocus": True}))
+    # The length is the service's to check, in its words (the API's too); the browser stops at it anyway.
+    name = forms.CharField(
+        widget=forms.TextInput(attrs={"autocomplete": "name", "autofocus": True, "maxlength": NAME_MAX_LENGTH})
+    )
     email = forms.EmailField(label="Email", widget=forms.EmailInput(attrs={"autocomplete": "email"}))
     password1 = forms.CharField(
         label="Password",
@@ -33,7 +40,7 @@ class SignupForm(forms.Form):
     def clean(self) -> dict:
         cleaned = super().clean()
         if cleaned.get("password1") and cleaned.get("password2") and cleaned["password1"] != cleaned["password2"]:
-            self.add_error("password2", "The two passwords do not match.")
+            self.add_error("password2", PASSWORD_MISMATCH_MESSAGE)
         return cleaned
 
 
@@ -42,6 +49,21 @@ class LoginForm(forms.Form):
     password = forms.CharField(
         label="Password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
     )
+
+
+class SetPasswordForm(auth_forms.SetPasswordForm):
+    """Django's form for a new password (the reset link's page), in the shop's words."""
+
+    error_messages = {**auth_forms.SetPasswordForm.error_messages, "password_mismatch": PASSWORD_MISMATCH_MESSAGE}
+
+
+class PasswordChangeForm(auth_forms.PasswordChangeForm):
+    """Django's password-change form, in the shop's words."""
+
+    error_messages = {
+        **auth_forms.PasswordChangeForm.error_messages,
+        "password_mismatch": PASSWORD_MISMATCH_MESSAGE,
+    }
 
 
 class PasswordResetForm(auth_forms.PasswordResetForm):
@@ -81,6 +103,8 @@ class _EmailUniqueMixin:
 
 
 class AdminUserAddForm(_EmailUniqueMixin, AdminUserCreationForm):
+    error_messages = {**AdminUserCreationForm.error_messages, "password_mismatch": PASSWORD_MISMATCH_MESSAGE}
+
     class Meta:
         model = User
         fields = ("email", "name")

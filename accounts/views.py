@@ -22,7 +22,7 @@ from django.views.generic.edit import FormView
 
 from accounts import services
 from accounts.errors import InvalidCredentials, LoginThrottled, PasswordResetThrottled
-from accounts.forms import LoginForm, PasswordResetForm, SignupForm
+from accounts.forms import LoginForm, PasswordChangeForm, PasswordResetForm, SetPasswordForm, SignupForm
 from accounts.http import client_address
 from shopcart.errors import DomainError
 
@@ -126,6 +126,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
     like log-ins (someone at an unlocked screen must not guess it); while blocked, the form is not even
     checked, so it tells nothing about the guess."""
 
+    form_class = PasswordChangeForm
     template_name = "accounts/password_change.html"
     success_url = reverse_lazy("accounts:password_change_done")
 
@@ -196,6 +197,7 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     """Checks the link's token, then takes the new password (Django's validators). Changing it ends the
     user's sessions and API tokens everywhere (both carry a fingerprint of the password hash)."""
 
+    form_class = SetPasswordForm
     template_name = "accounts/password_reset_confirm.html"
     success_url = reverse_lazy("accounts:password_reset_complete")
 

@@ -425,7 +425,10 @@ def add_item(*, cart_id: str, product_id: str, quantity: int, idempotency_key: s
 
 
 def set_quantity(*, cart_id: str, product_id: str, quantity: int, idempotency_key: str | None = None) -> Cart:
-    """Set a line's quantity (1..maximum, within stock). LineNotFound if the cart has no such line."""
+    """Set a line's quantity (1..maximum, within stock); 0 removes the line, as `remove_item` (the pages and
+    the API alike). LineNotFound if the cart has no such line."""
+    if quantity == 0 and not isinstance(quantity, bool):
+        return remove_item(cart_id=cart_id, product_id=product_id, idempotency_key=idempotency_key)
     operation, current = _start(cart_id=cart_id, key=idempotency_key, request=("set", product_id, quantity))
     if current is not None and current.replayed:
         return current

@@ -4,6 +4,7 @@ Every refusal becomes an error message on the page the shopper came from, never 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from django.contrib import messages
@@ -12,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from cart import selectors, services
 from cart.errors import LineNotFound
@@ -106,10 +107,13 @@ def add(request: HttpRequest) -> HttpResponse:
 def update(request: HttpRequest) -> HttpResponse:
     def change(form: UpdateQuantityForm) -> str:
         product_id, quantity = form.cleaned_data["product_id"], form.cleaned_data["quantity"]
-        cart = services.set_quantity(
-            cart_id=_existing_cart_id(request), product_id=product_id, quantity=quantity, idempotency_key=form.key()
+        cart_id = _existing_cart_id(request)
+        set_quantity = partial(
+            services.set_quantity, cart_id=cart_id, product_id=product_id, quantity=quantity, idempotency_key=form.key()
         )
-        line = cart.line(product_id)
+        if quantity == 0:  # the services remove the line: say so
+            return _removal(cart_id, product_id, set_quantity)
+        line = set_quantity().line(product_id)
         return f"You now have {quantity} of “{line.name if line else product_id}” in your cart."
 
     return _form_change(request, UpdateQuantityForm, change)
@@ -119,15 +123,30 @@ def update(request: HttpRequest) -> HttpResponse:
 def remove(request: HttpRequest) -> HttpResponse:
     def change(form: ProductForm) -> str:
         cart_id, product_id = _existing_cart_id(request), form.cleaned_data["product_id"]
-        before = selectors.get_cart(cart_id=cart_id).line(product_id)  # its name, for the message
-        services.remove_item(cart_id=cart_id, product_id=product_id, idempotency_key=form.key())
-        return f"Removed “{before.name if before else product_id}” from your cart."
+        remove = partial(services.remove_item, cart_id=cart_id, product_id=product_id, idempotency_key=form.key())
+        return _removal(cart_id, product_id, remove)
 
     return _form_change(request, ProductForm, change)
 
 
-@require_POST
+def _removal(cart_id: str, product_id: str, remove: Callable[[], object]) -> str:
+    """`remove()` takes a line out ("Remove", or a quantity of 0); the message names it."""
+    before = selectors.get_cart(cart_id=cart_id).line(product_id)  # its name, for the message
+    remove()
+    return f"Removed “{before.name if before else product_id}” from your cart."
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
 def clear(request: HttpRequest) -> HttpResponse:
+    """GET asks first ("Empty the cart" is a link to here, so the question needs no JavaScript); POST empties."""
+    if request.method != "POST":
+        summary = selectors.get_summary(cart_id=cart_id_for_request(request))
+        if summary.is_empty:
+            return redirect("cart:detail")
+        request.cart_summary = summary  # type: ignore[attr-defined]  # the header's count reads it
+        return render(request, "cart/clear_confirm.html", {"summary": summary})
+
     def change(form: IdempotentForm) -> str:
         cart_id = cart_id_for_request(request)
         if cart_id is not None:

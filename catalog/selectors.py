@@ -8,6 +8,7 @@ invalidation to get wrong.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,7 +26,9 @@ from catalog import images
 # Other apps read the catalog through this module only: the cart records the version it priced at.
 from catalog.cache import catalog_version, catalog_version_and_entry  # noqa: F401
 from catalog.documents import ProductDocument, products_alias
-from catalog.errors import ProductNotFound  # raised by get_product; other apps catch it from here
+
+# Raised by get_product; other apps catch them from here.
+from catalog.errors import ProductNoLongerAvailable, ProductNotFound, UnknownCategory
 from shopcart import es
 from shopcart.money import to_decimal
 
@@ -163,7 +166,7 @@ def get_product(*, product_id: str, include_inactive: bool = False, use_cache: b
         if key:
             cache.set(key, product, catalog_cache.TTL)
     if not product.active and not include_inactive:
-        raise ProductNotFound(f"No product with id {product_id!r}.")
+        raise ProductNoLongerAvailable(f"“{product.name}” is no longer available.")
     return product
 
 
@@ -280,9 +283,20 @@ def _search_body(*, query: str, category: str, sort: str, start: int, size: int,
     return body
 
 
+# Control characters (a NUL, a tab...) separate words like spaces; nobody types one to find it.
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]+")
+
+
+def search_text(query: str) -> str:
+    """A query as it is searched for, by the pages and the API alike: control characters are spaces, and
+    the ends are trimmed ("%00" is an empty query: every product, on the page and in the API)."""
+    return _CONTROL_CHARACTERS.sub(" ", query).strip()
+
+
 def _search_args(*, query: str, sort: str, page: int, page_size: int) -> tuple[str, str, int, int]:
-    """The search's parameters as it runs them: the query stripped, the sort defaulted, page and size clamped."""
-    query = query.strip()
+    """The search's parameters as it runs them: the query as searched for, the sort defaulted, page and
+    size clamped."""
+    query = search_text(query)
     if sort not in SORTS:
         sort = "relevance" if query else "name"
     page_size = max(1, min(page_size, MAX_PAGE_SIZE))
@@ -379,6 +393,18 @@ def search_products_rendered(
     key = catalog_cache.key("search-rendered", _search_fingerprint(variant, query, category, sort, page, page_size))
     args = {"query": query, "category": category, "sort": sort, "page": page, "page_size": page_size}
     return _cached(key, lambda: render(_run_search(**args, include_inactive=False)))
+
+
+def category_of(name: str) -> str:
+    """The catalog's spelling of the category `name`, matched in any letter case ("books" is "Books"), for
+    the shop's list page and the API alike. UnknownCategory, which lists the real ones, if no active
+    product has it: an unknown category is not an empty one."""
+    categories = [category for category, _ in search_products(page_size=1).facets]
+    wanted = name.strip().casefold()
+    for category in categories:
+        if category.casefold() == wanted:
+            return category
+    raise UnknownCategory(name=name.strip(), categories=categories)
 
 
 def category_names() -> list[str]:
