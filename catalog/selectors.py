@@ -85,6 +85,11 @@ class Product:
         """The address an <img> shows: the staff's image, else the generated one (catalog.images)."""
         return images.image_src(self)
 
+    @property
+    def image_fallback(self) -> str:
+        """What the <img> shows if the staff's image fails to load: the generated picture ("" without one)."""
+        return images.generated_fallback_path(self.id) if images.has_own_image(self) else ""
+
 
 @dataclass(frozen=True)
 class ProductPage:

@@ -68,13 +68,14 @@ def product_detail(request: HttpRequest, product_id: str) -> HttpResponse:
 
 @require_safe
 def product_image(request: HttpRequest, product_id: str) -> HttpResponse:
-    """The product's picture: a redirect to the staff's image address, or the generated SVG."""
+    """The product's picture: a redirect to the staff's image address, or the generated SVG (always with
+    ?generated=1: what a page falls back on when the staff's address fails)."""
     try:
         # Deactivated products too: a cart may still list one.
         product = selectors.get_product(product_id=product_id, include_inactive=True)
     except ProductNotFound as exc:
         raise Http404(exc.message) from exc
-    if images.has_own_image(product):
+    if images.has_own_image(product) and not request.GET.get(images.GENERATED_ONLY):
         response: HttpResponse = HttpResponseRedirect(product.image_url)
         response["Cache-Control"] = f"public, max-age={IMAGE_REDIRECT_MAX_AGE}"
         return response
