@@ -1,12 +1,20 @@
 # The web image: gunicorn serving shopcart with production settings.
-FROM python:3.11-slim
+# BASE_IMAGE: python:3.11-slim by default. Any Debian-based image works: one without Python (the bare
+# Debian base that `make test-compose` builds where no registry is reachable, docs/adr/0006) gets
+# Debian's python3. The app runs from a virtualenv either way.
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    DJANGO_SETTINGS_MODULE=shopcart.settings.production
+    DJANGO_SETTINGS_MODULE=shopcart.settings.production \
+    PATH=/opt/venv/bin:$PATH
 
 WORKDIR /app
-RUN apt-get update && apt-get install -y --no-install-recommends curl && rm -rf /var/lib/apt/lists/*
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends curl $(command -v python3 >/dev/null || echo python3 python3-venv) \
+    && rm -rf /var/lib/apt/lists/* \
+    && python3 -m venv /opt/venv
 COPY requirements.txt constraints.txt ./
 RUN pip install --no-cache-dir -r requirements.txt -c constraints.txt
 
