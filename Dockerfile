@@ -22,7 +22,8 @@ COPY . .
 # collectstatic needs a key to import settings; the real one comes from the environment at run time.
 RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput -v 0
 
-RUN useradd --system --uid 10001 shop && chown -R shop /app
+# A home of its own: gunicorn keeps its control socket there.
+RUN useradd --system --uid 10001 --create-home shop && chown -R shop /app
 USER shop
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD curl -fsS http://127.0.0.1:8000/healthz || exit 1

@@ -231,6 +231,7 @@ def images() -> None:
             STAGING[name](context)
         build(standin_image(name), context, context / "Containerfile")
     build(WEB_IMAGE, ROOT, ROOT / "Dockerfile")
+    podman("image", "prune", "--force")  # the layers a rebuild left behind
 
 
 # -- compose -----------------------------------------------------------------------------------------
@@ -333,9 +334,10 @@ class Stack:
 
     def down(self, *, volumes: bool) -> None:
         """Stops the services in the reverse order of `up`, each given its stop_grace_period, as Docker
-        Compose does: a web replica drains while what it uses is still there. (podman-compose knows the
-        replicas past the first only as orphans and would stop them last, one by one, after the backing
-        services, each then taking its whole grace period.) Then podman-compose removes everything."""
+        Compose does: the web replicas drain while what they use is still there. (podman-compose knows
+        the replicas past the first only as orphans and would stop them last, one by one, after the
+        backing services, each then taking its whole grace period.) Then removes the stack's containers,
+        network and, with `volumes`, volumes, found by the project label podman-compose gives them."""
         started = time.monotonic()
         services = self.services()
         for round_ in reversed(start_order(services)):
@@ -347,12 +349,18 @@ class Stack:
                     stops.append(subprocess.Popen(["podman", "stop", "-t", grace, *ids], env=podman_env(), **QUIET))
             for stop in stops:
                 stop.wait()
-        run(self.command("down", "--remove-orphans", *(["--volumes"] if volumes else [])), capture=True)
-        left = self.containers()
-        if left:
-            die(f"containers of {self.project} are left: {[c['Name'] for c in left]}")
+        stopped = time.monotonic() - started
+        label = f"label=com.docker.compose.project={self.project}"
+        kinds = [("container", ["ps", "-a"]), ("network", ["network", "ls"])]
+        kinds += [("volume", ["volume", "ls"])] if volumes else []
+        for kind, listing in kinds:
+            names = podman(
+                *listing, "--filter", label, "--format", "{{.Name}}" if kind != "container" else "{{.Names}}"
+            )
+            if names.split():
+                run(["podman", *(["rm"] if kind == "container" else [kind, "rm"]), *names.split()], capture=True)
         removed = " and its volumes removed" if volumes else ""
-        say(f"{self.project} is down{removed} in {time.monotonic() - started:.0f}s")
+        say(f"{self.project} is down{removed} in {time.monotonic() - started:.0f}s (stopped in {stopped:.0f}s)")
 
 
 def seconds(duration: str | int) -> float:

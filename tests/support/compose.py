@@ -20,12 +20,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support import ROOT
 from tests.support import http as loopback
+from tests.support.polling import wait_for
 
 SCRIPT = ROOT / "devstack" / "compose.py"
 PORT = int(os.environ.get("COMPOSE_PORT", "8900"))
@@ -82,6 +84,7 @@ class ComposeStack:
     port: int
     env: dict[str, str]
     up_took: float = 0.0  # seconds, the last `up`
+    up_rounds: str = ""  # and when each of its rounds started
 
     def script(self, command: str, *args: str, timeout: float = 900) -> str:
         cluster = ["--cluster"] if self.cluster else []
@@ -89,8 +92,10 @@ class ComposeStack:
 
     def up(self) -> None:
         started = time.monotonic()
-        self.script("up", "--scale", "web=3")
+        output = self.script("up", "--scale", "web=3")
         self.up_took = time.monotonic() - started
+        # "started elasticsearch, nats, ... (4s)": when each round could start, for the report.
+        self.up_rounds = "; ".join(re.findall(r"\[compose\] started (.+)", output))
 
     def down(self, *, volumes: bool = False) -> None:
         self.script("down", *(["--volumes"] if volumes else []))
@@ -114,11 +119,23 @@ class ComposeStack:
         return result.stdout + result.stderr
 
     def kill(self, name: str) -> None:
-        """SIGKILL to the container's main process, from outside: a crash, not a `stop`."""
+        """SIGKILL to the container's main process, from outside: a crash, not a `stop`. Returns once
+        every process the container had is gone (the kernel ends them with the main one): requests sent
+        after that are not in flight on it."""
+        processes = [int(pid) for pid in podman("top", name, "hpid").stdout.split()[1:]]
         os.kill(self.container(name)["State"]["Pid"], signal.SIGKILL)
+        wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in processes), timeout=10, interval=0.02)
 
     def call(self, method: str, path: str, **kwargs: Any) -> loopback.Reply:
         return loopback.call(method, path, port=self.port, **kwargs)
+
+    def save_logs(self) -> None:
+        """Every container's output into test-artifacts/<project>/, for a failure that happens now and then."""
+        folder = ROOT / "test-artifacts" / self.project
+        folder.mkdir(parents=True, exist_ok=True)
+        for container in self.containers():
+            result = podman("logs", "--tail", "300", container["Name"], check=False)
+            (folder / f"{container['Name']}.log").write_text(result.stdout + result.stderr)
 
     def leftovers(self) -> list[str]:
         """What of this stack still exists: containers, volumes, its network."""
@@ -168,6 +185,7 @@ def running_stack(*, cluster: bool, port: int) -> Iterator[ComposeStack]:
         stack.up()
         yield stack
     finally:
+        stack.save_logs()
         stack.down(volumes=True)
         assert stack.leftovers() == [], stack.leftovers()
 
