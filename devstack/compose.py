@@ -125,15 +125,20 @@ def podman(*args: str, check: bool = True) -> str:
 
 
 def setup() -> None:
-    """Idempotent: the Debian packages on first use, the settings files rewritten (same content)."""
+    """Idempotent: the Debian packages on first use, then the settings."""
     for package in ("podman", "runc", "mmdebstrap"):
         subprocess.run(["bash", str(ROOT / "devstack" / "stack.sh"), "ensure-package", package], check=True)
+    if not (VENV_BIN / "podman-compose").exists():
+        die("podman-compose is not in the virtualenv: run `make venv`")
+    write_settings()
+
+
+def write_settings() -> None:
+    """The store's folders and the Podman settings files (rewritten, with the same content)."""
     for folder in ("storage", "run", "tmp"):
         (STATE / folder).mkdir(parents=True, exist_ok=True)
     (STATE / "containers.conf").write_text(CONTAINERS_CONF.format(tmp=STATE / "tmp"))
     (STATE / "storage.conf").write_text(STORAGE_CONF.format(graphroot=STATE / "storage", runroot=STATE / "run"))
-    if not (VENV_BIN / "podman-compose").exists():
-        die("podman-compose is not in the virtualenv: run `make venv`")
 
 
 # -- images ------------------------------------------------------------------------------------------
@@ -496,14 +501,17 @@ def main(argv: Sequence[str]) -> None:
     podman_parser.add_argument("args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
 
+    if args.command == "health":
+        health_loop()
+        return
+    if args.command in ("env", "podman"):  # for what is installed already: no package check
+        write_settings()
+    else:
+        setup()
     if args.command == "env":
         for key in ("CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF", "BUILDAH_FORMAT"):
             print(f"export {key}={podman_env()[key]}")
         return
-    if args.command == "health":
-        health_loop()
-        return
-    setup()
     if args.command == "images":
         images()
         return

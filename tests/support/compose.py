@@ -8,6 +8,7 @@ web image checked on its own; a second checkout on the same machine sets another
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -57,11 +58,16 @@ def compose_py(*args: str, env: dict[str, str] | None = None, timeout: float = 9
     return result.stdout + result.stderr
 
 
+@functools.cache
+def podman_env() -> dict[str, str]:
+    """The environment that points podman at the checkout's store and settings (`compose.py env`)."""
+    exports = compose_py("env").splitlines()
+    return {**os.environ, **dict(line.removeprefix("export ").split("=", 1) for line in exports if "=" in line)}
+
+
 def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """podman on the checkout's store (the one devstack/compose.py uses)."""
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "podman", *args], cwd=ROOT, capture_output=True, text=True, check=False
-    )
+    result = subprocess.run(["podman", *args], env=podman_env(), cwd=ROOT, capture_output=True, text=True, check=False)
     if check and result.returncode != 0:
         pytest.fail(f"`podman {' '.join(args)}` failed:\n{result.stdout}\n{result.stderr}", pytrace=False)
     return result
