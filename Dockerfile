@@ -1,6 +1,6 @@
 # The web image: gunicorn serving shopcart with production settings.
 # BASE_IMAGE: python:3.11-slim by default. Any Debian-based image works: one without Python (the bare
-# Debian base that `make test-compose` builds where no registry is reachable, docs/adr/0006) gets
+# Debian base that `make test-compose` builds where no registry is reachable, docs/adr/0007) gets
 # Debian's python3. The app runs from a virtualenv either way.
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}

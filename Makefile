@@ -103,7 +103,7 @@ test-faults: services-up ## Stop and restart Elasticsearch, Redis and NATS under
 test-cluster: services-up ## Kill nodes of a 3-node ES/NATS/Redis cluster under load (starts and stops the cluster)
 	$(BIN)/pytest -m cluster
 
-# The compose files on Podman (docs/adr/0006): Podman, runc and mmdebstrap from Debian on first use, the
+# The compose files on Podman (docs/adr/0007): Podman, runc and mmdebstrap from Debian on first use, the
 # images in .cache/podman/ (the first build downloads, ~2 min; later ones reuse it).
 COMPOSE := $(PY) devstack/compose.py
 COMPOSE_REPLICAS ?= 3

@@ -1,5 +1,5 @@
 """docker-compose.yml and docker-compose.cluster.yml on Podman, where no container registry can be
-reached (docs/adr/0006-compose-on-podman.md). Behind `make compose-up`, `make test-compose`.
+reached (docs/adr/0007-compose-on-podman.md). Behind `make compose-up`, `make test-compose`.
 
     compose.py setup                       Podman, runc and mmdebstrap (Debian) and this checkout's Podman settings
     compose.py images                      the Debian base, the stand-ins and the web image (cached; rebuilt on change)
@@ -58,11 +58,11 @@ STANDINS = {
     "nginx": "nginx",
 }
 
-# Podman as this machine runs it (docs/adr/0006). crun refuses the machine's cgroups ("cgroups in
+# Podman as this machine runs it (docs/adr/0007). crun refuses the machine's cgroups ("cgroups in
 # hybrid mode not supported"); runc with cgroupfs works without systemd. Podman's default ulimits ask
 # for more than the machine's hard limits (nofile 20000 here) and are refused.
 CONTAINERS_CONF = """\
-# Written by devstack/compose.py for this checkout's Podman store (docs/adr/0006).
+# Written by devstack/compose.py for this checkout's Podman store (docs/adr/0007).
 [containers]
 default_ulimits = ["nofile=16384:16384", "nproc=8192:8192"]
 

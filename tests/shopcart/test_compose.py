@@ -1,6 +1,6 @@
 """The web image and docker-compose.yml, for real: the image built and run as a user would, then the
 stack brought up with `--scale web=3` through podman-compose on Podman (devstack/compose.py; the
-backing services' official images replaced by stand-ins built here, docs/adr/0006) and used only
+backing services' official images replaced by stand-ins built here, docs/adr/0007) and used only
 through nginx, published on a loopback port: ready, migrated once, seeded by the documented command,
 a shopper's sign-up, log-in, cart and summary, the spread over the replicas, a replica killed and
 back, and `down` + `up` keeping users and carts. Each test prints what it checked.

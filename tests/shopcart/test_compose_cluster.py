@@ -1,6 +1,6 @@
 """docker-compose.cluster.yml, for real: 3 Elasticsearch nodes, 3 NATS servers, Redis primary + replica
 with 3 sentinels, Postgres, 3 web replicas and nginx, brought up through podman-compose on Podman
-(devstack/compose.py, stand-ins for the official images, docs/adr/0006) and used only through nginx on a
+(devstack/compose.py, stand-ins for the official images, docs/adr/0007) and used only through nginx on a
 loopback port: every node up and the clusters green, every replica seeing every node, and one
 Elasticsearch container killed while shoppers add to their carts, with no acknowledged add lost.
 

@@ -1,4 +1,4 @@
-"""The compose stacks on Podman (devstack/compose.py, docs/adr/0006) for the tests: a stack of the
+"""The compose stacks on Podman (devstack/compose.py, docs/adr/0007) for the tests: a stack of the
 test's own (its project name, its nginx on a loopback port), its containers inspected, killed and
 restarted, and everything it made removed at the end: containers, network, volumes (images are kept,
 so a second run reuses them).
