@@ -508,6 +508,8 @@ def main(argv: Sequence[str]) -> None:
         write_settings()
     else:
         setup()
+    if args.command == "setup":
+        return
     if args.command == "env":
         for key in ("CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF", "BUILDAH_FORMAT"):
             print(f"export {key}={podman_env()[key]}")
