@@ -16,6 +16,7 @@ NAV_URLS = {
     "password_change": "accounts:password_change",
     "cart": "cart:detail",
     "search": "catalog:search",
+    "suggestions": "api:suggestions",
 }
 
 
