@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin
@@ -150,26 +151,75 @@ def revoke_token(*, claims: tokens.TokenClaims) -> None:
     tokens.revoke(claims)
 
 
-def ensure_demo_users() -> list[str]:
-    """Create the demo shopper and the staff user unless they exist (manage.py seed). Their emails and
-    passwords come from settings (DEMO_USER_*, STAFF_USER_*); a password left empty is generated and
-    reported in the returned lines, the only time it is ever shown. Existing users are left as they are."""
-    lines = []
-    accounts = [
-        ("demo shopper", settings.DEMO_USER_EMAIL, settings.DEMO_USER_PASSWORD, "Demo Shopper", False),
-        ("staff user", settings.STAFF_USER_EMAIL, settings.STAFF_USER_PASSWORD, "Shop Staff", True),
+@dataclass(frozen=True)
+class DemoAccount:
+    role: str  # "shopper" or "staff"
+    label: str
+    email: str
+    configured_by: str  # the setting that may give its password (empty: one is generated)
+    name: str
+    staff: bool
+
+
+def demo_accounts() -> list[DemoAccount]:
+    """The demo shopper and the staff user `manage.py seed` creates (DEMO_USER_*, STAFF_USER_*)."""
+    shopper = {"role": "shopper", "label": "demo shopper", "name": "Demo Shopper", "staff": False}
+    staff = {"role": "staff", "label": "staff user", "name": "Shop Staff", "staff": True}
+    return [
+        DemoAccount(**shopper, email=normalize_email(settings.DEMO_USER_EMAIL), configured_by="DEMO_USER_PASSWORD"),
+        DemoAccount(**staff, email=normalize_email(settings.STAFF_USER_EMAIL), configured_by="STAFF_USER_PASSWORD"),
     ]
-    for role, email, password, name, staff in accounts:
-        if email_taken(email=email):
-            lines.append(f"The {role} {normalize_email(email)} exists already.")
+
+
+def _demo_password(account: DemoAccount) -> tuple[str, str]:
+    """The password to give a demo account, and how to show it: a generated one is shown (that is the
+    only way to learn it); one from the environment is named, never printed."""
+    if configured := getattr(settings, account.configured_by):
+        return configured, f"(the password in {account.configured_by})"
+    generated = secrets.token_urlsafe(12)
+    return generated, f"password: {generated}"
+
+
+def _create_demo_user(account: DemoAccount, *, password: str) -> User:
+    create = User.objects.create_superuser if account.staff else User.objects.create_user
+    return create(email=account.email, password=password, name=account.name)
+
+
+def ensure_demo_users() -> list[str]:
+    """Create the demo shopper and the staff user unless they exist (manage.py seed). A password left
+    empty in the settings is generated and shown in the returned lines; existing users are left as they
+    are, and the lines say how to get a login for them (`make logins`: reset_demo_logins)."""
+    lines = []
+    for account in demo_accounts():
+        if email_taken(email=account.email):
+            lines.append(f"The {account.label} {account.email} exists already; `make logins` gives it a new password.")
             continue
-        chosen = password or secrets.token_urlsafe(12)
-        if staff:
-            User.objects.create_superuser(email=email, password=chosen, name=name)
+        password, shown = _demo_password(account)
+        _create_demo_user(account, password=password)
+        lines.append(f"Created the {account.label} {account.email} {shown}")
+    return lines
+
+
+def reset_demo_logins(*, roles: Sequence[str] = ("shopper", "staff")) -> list[str]:
+    """A login for each demo account of `roles` that works now (`make logins`, manage.py demo_logins):
+    created if missing, otherwise given a new password (generated and shown, or the one in the settings,
+    named but never shown) and made active (the staff user: staff and superuser), which ends its sessions
+    and tokens. For a newcomer who missed what the first `seed` printed."""
+    lines = []
+    for account in demo_accounts():
+        if account.role not in roles:
+            continue
+        password, shown = _demo_password(account)
+        user = User.objects.filter(email__iexact=account.email).first()
+        if user is None:
+            _create_demo_user(account, password=password)
         else:
-            User.objects.create_user(email=email, password=chosen, name=name)
-        shown = "(password from the environment)" if password else f"password: {chosen}"
-        lines.append(f"Created the {role} {normalize_email(email)} {shown}")
+            user.set_password(password)
+            user.is_active = True
+            if account.staff:
+                user.is_staff = user.is_superuser = True
+            user.save()
+        lines.append(f"The {account.label}: {account.email} {shown}")
     return lines
 
 

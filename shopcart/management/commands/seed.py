@@ -34,7 +34,10 @@ class Command(BaseCommand):
         if not reset and (copied := upgrade_product_index()) is not None:
             self.stdout.write(f"Reindexed {copied} products into the current mapping.")
         if if_empty and count_products() > 0:
-            self.stdout.write("Catalog already has products; nothing to seed.")
+            self.stdout.write(
+                "Catalog already has products; nothing to seed. The demo and staff logins: `make logins` "
+                "(new passwords)."
+            )
             return
         if reset:
             drop_all_products()
