@@ -35,6 +35,8 @@ MAX_RESULT_WINDOW = 10_000
 # Edits a search word may be off by: none below 4 letters, one below 8, two from 8 (see _text_query).
 TYPO_TOLERANCE = "AUTO:4,8"
 TYPO_MIN_LENGTH = 4
+# What shoppers see: deactivated products are only on the staff pages.
+ACTIVE_ONLY = {"term": {"active": True}}
 
 SORTS: dict[str, list[Any]] = {
     "name": [{"name.raw": "asc"}, {"sku": "asc"}],
@@ -262,8 +264,9 @@ def _scored(condition: dict[str, Any], score: float) -> dict[str, Any]:
 
 def _word_query(word: str, *, last: bool) -> dict[str, Any]:
     """What one word of the query may match, each way with its tier (NAME_WORD_SCORE...): at least one.
-    Each way reads only what the others do not (a form other than the word itself, a typo only from 4
-    letters on, where one is allowed): every clause walks its matches, ~25 % of a search's time."""
+    The ways overlap as little as they can (a form other than the word itself; a typo only from 4 letters
+    on, where one is allowed): each clause walks all of its matches, and overlapping ones cost
+    Elasticsearch twice the time this query adds to the old one (docs/adr/0006)."""
     forms = search_words.word_forms(word)
     # As typed (for a word of letters: the term itself; else analysed, "kit-0001" is "kit" and "0001").
     exact = (
@@ -318,7 +321,7 @@ def _text_query(query: str) -> dict[str, Any]:
 def _search_body(*, query: str, category: str, sort: str, start: int, size: int, active_only: bool) -> dict[str, Any]:
     """The search request, as a plain dict: building it with elasticsearch-dsl objects cost ~0.2 ms per
     search, ~10 % of an uncached search's CPU in the app (bench/README.md); the body is the same."""
-    conditions: dict[str, Any] = {"filter": [{"term": {"active": True}}]} if active_only else {}
+    conditions: dict[str, Any] = {"filter": [ACTIVE_ONLY]} if active_only else {}
     if query:
         conditions.update(_text_query(query))
     body: dict[str, Any] = {"query": {"bool": conditions}} if conditions else {}
@@ -459,7 +462,7 @@ def suggest_products(*, query: str, limit: int = 6) -> list[Suggestion]:
 
 def _run_suggest(*, query: str, limit: int) -> list[Suggestion]:
     body = {
-        "query": {"bool": {"filter": [{"term": {"active": True}}], **_text_query(query)}},
+        "query": {"bool": {"filter": [ACTIVE_ONLY], **_text_query(query)}},
         "sort": SORTS["relevance"],
         "size": limit,
         "_source": ["name", "category"],

@@ -6,8 +6,6 @@ the cart's events; and the OpenAPI schema documenting each route."""
 from __future__ import annotations
 
 import re
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,35 +14,21 @@ from django.test import Client
 from accounts.models import User
 from cart import selectors as cart_selectors
 from shopcart.eventbus import EventBusUnavailable
-from shopcart.mail import wait_until_sent
-from tests.support.accounts import PASSWORD, wait_for_mail
+from tests.support.accounts import PASSWORD, unique_address, wait_for_mail
 from tests.support.api import ApiClient, api_client, bearer
-from tests.support.cart import make_product, stream_messages, wipe_cart
+from tests.support.cart import make_product, make_user, stream_messages
 from tests.support.polling import wait_for
 from tests.support.stack import stack
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_throttles")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_throttles", "real_smtp")]
 
 NEW_PASSWORD = "quince-harbour-57"
 TOKEN_IN_LINK = re.compile(r"https?://testserver/accounts/email/confirm/([^/\s]+)/")
 
 
-@pytest.fixture(autouse=True)
-def _real_smtp(settings: Any) -> Iterator[None]:
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    yield
-    wait_until_sent()
-
-
-def address(tag: str = "ann") -> str:
-    return f"{tag}-{uuid.uuid4().hex[:12]}@example.com"
-
-
 @pytest.fixture
 def ann() -> User:
-    user = User.objects.create_user(email=address(), password=PASSWORD, name="Ann")
-    wipe_cart(f"user-{user.pk}")
-    return user
+    return make_user("Ann", password=PASSWORD)
 
 
 @pytest.fixture
@@ -73,7 +57,7 @@ def test_the_name_is_changed_and_refused_when_empty_or_too_long(client: ApiClien
 
 
 def test_the_email_changes_when_the_mailed_token_is_confirmed(client: ApiClient, ann: User, settings: Any) -> None:
-    old, new = ann.email, address("new")
+    old, new = ann.email, unique_address("new")
     asked = client.post_json("/api/me/email", {"email": new.upper(), "current_password": PASSWORD})
     assert asked.status_code == 202
     assert asked.json() == {"pending_email": new, "expires_in": settings.EMAIL_CHANGE_TIMEOUT}
@@ -108,14 +92,14 @@ def test_a_bad_email_change_is_400_naming_the_field(client: ApiClient, body: dic
 
 
 def test_an_address_another_account_has_is_409_in_any_case(client: ApiClient) -> None:
-    other = User.objects.create_user(email=address("bea"), password=PASSWORD, name="Bea")
+    other = User.objects.create_user(email=unique_address("bea"), password=PASSWORD, name="Bea")
     refused = client.post_json("/api/me/email", {"email": other.email.upper(), "current_password": PASSWORD})
     assert refused.status_code == 409
     assert error(refused)["code"] == "email_taken"
 
 
 def test_a_pending_change_can_be_cancelled(client: ApiClient, settings: Any) -> None:
-    new = address("new")
+    new = unique_address("new")
     client.post_json("/api/me/email", {"email": new, "current_password": PASSWORD})
     token = TOKEN_IN_LINK.search(wait_for_mail(settings, new)["text"]).group(1)  # type: ignore[union-attr]
     assert client.delete("/api/me/email").status_code == 204

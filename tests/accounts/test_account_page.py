@@ -7,8 +7,6 @@ stream."""
 from __future__ import annotations
 
 import re
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,36 +17,28 @@ from accounts import services
 from accounts.errors import EmailTaken
 from accounts.models import User
 from cart import selectors as cart_selectors
-from shopcart.mail import wait_until_sent
-from tests.support.accounts import PASSWORD, caught, csrf_token, logged_in_user_id, submit_login, wait_for_mail
+from tests.support.accounts import (
+    PASSWORD,
+    caught,
+    csrf_token,
+    logged_in_user_id,
+    submit_login,
+    unique_address,
+    wait_for_mail,
+)
 from tests.support.api import api_client
-from tests.support.cart import make_product, stream_messages, wipe_cart
+from tests.support.cart import make_product, make_user, stream_messages
 from tests.support.polling import wait_for
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_throttles")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_throttles", "real_smtp")]
 
 LINK = re.compile(r"https?://testserver(/accounts/email/confirm/[^/\s]+/)")
 NEW_PASSWORD = "quince-harbour-57"
 
 
-@pytest.fixture(autouse=True)
-def _real_smtp(settings: Any) -> Iterator[None]:
-    # pytest-django switches the suite to the in-memory backend; the mail here goes through the catcher.
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    yield
-    wait_until_sent()
-
-
-def address(tag: str = "ann") -> str:
-    # The catcher is shared by every run: addresses nobody else uses.
-    return f"{tag}-{uuid.uuid4().hex[:12]}@example.com"
-
-
 @pytest.fixture
 def ann() -> User:
-    user = User.objects.create_user(email=address(), password=PASSWORD, name="Ann")
-    wipe_cart(f"user-{user.pk}")  # ids restart after each rolled-back test
-    return user
+    return make_user("Ann", password=PASSWORD)
 
 
 @pytest.fixture
@@ -124,7 +114,7 @@ def test_a_form_without_its_csrf_token_is_refused(browser: Client, ann: User) ->
 def test_the_email_changes_only_when_the_link_mailed_to_the_new_address_is_followed(
     browser: Client, ann: User, settings: Any
 ) -> None:
-    old, new = ann.email, address("new")
+    old, new = ann.email, unique_address("new")
     asked = ask_for_email_change(browser, new.upper())
     assert asked.status_code == 302
     page = browser.get("/accounts/").content.decode()
@@ -160,7 +150,7 @@ def test_the_email_changes_only_when_the_link_mailed_to_the_new_address_is_follo
 
 
 def test_an_email_change_needs_the_current_password_and_a_new_valid_address(browser: Client, ann: User) -> None:
-    wrong = ask_for_email_change(browser, address("new"), password="not-it")
+    wrong = ask_for_email_change(browser, unique_address("new"), password="not-it")
     assert wrong.status_code == 200
     assert "Your current password is not correct." in wrong.content.decode()
     same = ask_for_email_change(browser, ann.email.upper())
@@ -171,7 +161,7 @@ def test_an_email_change_needs_the_current_password_and_a_new_valid_address(brow
 
 
 def test_an_address_another_account_has_in_any_case_is_refused(browser: Client, ann: User) -> None:
-    other = User.objects.create_user(email=address("bea"), password=PASSWORD, name="Bea")
+    other = User.objects.create_user(email=unique_address("bea"), password=PASSWORD, name="Bea")
     refused = ask_for_email_change(browser, other.email.upper())
     assert refused.status_code == 200
     assert "An account with this email address already exists." in refused.content.decode()
@@ -180,7 +170,7 @@ def test_an_address_another_account_has_in_any_case_is_refused(browser: Client, 
 def test_an_address_taken_between_the_request_and_the_link_is_refused_at_the_link(
     browser: Client, ann: User, settings: Any
 ) -> None:
-    new = address("new")
+    new = unique_address("new")
     ask_for_email_change(browser, new)
     link = mailed_link(settings, new)
     User.objects.create_user(email=new.upper(), password=PASSWORD, name="Quicker")  # signs up with it first
@@ -198,8 +188,8 @@ def test_two_accounts_confirming_one_address_at_once_the_database_lets_one_win(
 ) -> None:
     """The check before the write and the write can race (another account confirms the same address in
     between); the case-insensitive unique constraint decides, and the loser gets the same refusal."""
-    bea = User.objects.create_user(email=address("bea"), password=PASSWORD, name="Bea")
-    new = address("both")
+    bea = User.objects.create_user(email=unique_address("bea"), password=PASSWORD, name="Bea")
+    new = unique_address("both")
     site = "http://testserver/"
     services.request_email_change(user=ann, email=new, current_password=PASSWORD, site_url=site)
     ann_link = mailed_link(settings, new)
@@ -228,7 +218,7 @@ def _token(link: str) -> str:
 def test_a_newer_request_a_cancel_or_a_password_change_retires_the_link(
     browser: Client, ann: User, settings: Any
 ) -> None:
-    first, second = address("first"), address("second")
+    first, second = unique_address("first"), unique_address("second")
     ask_for_email_change(browser, first)
     first_link = mailed_link(settings, first)
     ask_for_email_change(browser, second)
@@ -239,7 +229,7 @@ def test_a_newer_request_a_cancel_or_a_password_change_retires_the_link(
     assert cancelled.status_code == 302
     assert "does not work any more" in Client().get(second_link).content.decode()
 
-    third = address("third")
+    third = unique_address("third")
     ask_for_email_change(browser, third)
     third_link = mailed_link(settings, third)
     ann.set_password(NEW_PASSWORD)
@@ -251,7 +241,7 @@ def test_a_newer_request_a_cancel_or_a_password_change_retires_the_link(
 
 
 def test_a_forged_or_expired_link_changes_nothing(browser: Client, ann: User, settings: Any) -> None:
-    new = address("new")
+    new = unique_address("new")
     ask_for_email_change(browser, new)
     link = mailed_link(settings, new)
     assert Client().post(link[:-3] + "xx/").status_code == 400  # the signature no longer matches
@@ -264,8 +254,8 @@ def test_a_forged_or_expired_link_changes_nothing(browser: Client, ann: User, se
 def test_email_change_mails_per_account_are_limited(browser: Client, ann: User, settings: Any) -> None:
     settings.EMAIL_CHANGE_LIMIT = 2
     for _ in range(2):
-        assert ask_for_email_change(browser, address("many")).status_code == 302
-    blocked = ask_for_email_change(browser, address("many"))
+        assert ask_for_email_change(browser, unique_address("many")).status_code == 302
+    blocked = ask_for_email_change(browser, unique_address("many"))
     assert blocked.status_code == 429
     assert int(blocked["Retry-After"]) > 0
     assert "Too many email-change requests." in blocked.content.decode()

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import re
-import uuid
 from collections import Counter
-from collections.abc import Iterator
 from decimal import Decimal
 from html import escape
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.core.management import call_command
-from django.test import Client, override_settings
+from django.test import Client
 from ninja.renderers import JSONRenderer as NinjaJSONRenderer
 
 from catalog import cache as catalog_cache
@@ -26,13 +23,6 @@ from shopcart import es
 from tests.support import catalog as catalog_support
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def empty_catalog() -> Iterator[str]:
-    prefix = f"{settings.ELASTICSEARCH_INDEX_PREFIX}-empty{uuid.uuid4().hex[:6]}"
-    with override_settings(ELASTICSEARCH_INDEX_PREFIX=prefix):
-        yield prefix
 
 
 def _product_input(**overrides: object) -> ProductInput:

@@ -4,14 +4,11 @@ stop words, the suggestion list's API, and the reindex that gives an existing in
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.core.management import call_command
-from django.test import Client, override_settings
+from django.test import Client
 
 from catalog import indexes, selectors, services
 from catalog.documents import MAPPING_VERSION, products_alias
@@ -19,13 +16,6 @@ from shopcart import es
 from tests.support import catalog as catalog_support
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def empty_catalog() -> Iterator[str]:
-    prefix = f"{settings.ELASTICSEARCH_INDEX_PREFIX}-match{uuid.uuid4().hex[:6]}"
-    with override_settings(ELASTICSEARCH_INDEX_PREFIX=prefix):
-        yield prefix
 
 
 def names(query: str, **options: Any) -> list[str]:
