@@ -14,7 +14,7 @@ from django.test import Client
 from accounts.models import User
 from cart import selectors as cart_selectors
 from shopcart.eventbus import EventBusUnavailable
-from tests.support.accounts import PASSWORD, unique_address, wait_for_mail
+from tests.support.accounts import PASSWORD, submit_login, unique_address, wait_for_mail
 from tests.support.api import ApiClient, api_client, bearer
 from tests.support.cart import make_product, make_user, stream_messages
 from tests.support.polling import wait_for
@@ -109,6 +109,8 @@ def test_a_pending_change_can_be_cancelled(client: ApiClient, settings: Any) -> 
 
 def test_a_password_change_gives_a_new_token_and_ends_every_earlier_one(client: ApiClient, ann: User) -> None:
     other_token = ApiClient().login_token(ann.email, PASSWORD)
+    browser = Client()
+    assert submit_login(browser, ann.email, PASSWORD).status_code == 302
     same = client.post_json("/api/me/password", {"current_password": PASSWORD, "new_password": PASSWORD})
     assert same.status_code == 400
     assert error(same)["fields"] == {"new_password": ["Choose a new password: this one is your current password."]}
@@ -125,6 +127,7 @@ def test_a_password_change_gives_a_new_token_and_ends_every_earlier_one(client: 
     assert client.get("/api/me").status_code == 401  # the token that asked, too
     assert ApiClient().get("/api/me", **bearer(other_token)).status_code == 401
     assert ApiClient(fresh).get("/api/me").status_code == 200
+    assert browser.get("/accounts/").status_code == 302  # the web session ended too: to the log-in page
     assert ApiClient().log_in(ann.email, PASSWORD).status_code == 401
     assert ApiClient().log_in(ann.email, NEW_PASSWORD).status_code == 200
 
