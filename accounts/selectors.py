@@ -9,8 +9,9 @@ from accounts.errors import InvalidToken
 from accounts.models import User, normalize_email
 
 
-def email_taken(*, email: str) -> bool:
-    return User.objects.filter(email__iexact=normalize_email(email)).exists()
+def email_taken(*, email: str, except_user_id: int | None = None) -> bool:
+    """Whether an account (other than `except_user_id`) has this address, in any letter case."""
+    return User.objects.filter(email__iexact=normalize_email(email)).exclude(pk=except_user_id).exists()
 
 
 def pending_email_change(*, user: User) -> str | None:

@@ -320,7 +320,7 @@ def confirm_email_change(*, token: str) -> User:
         raise EmailChangeLinkInvalid(INVALID_LINK_MESSAGE)
     user, new_email = found
     old_email, user.email = user.email, new_email
-    if email_taken(email=user.email):
+    if email_taken(email=new_email, except_user_id=user.pk):  # not itself: a double submit is done, not taken
         raise EmailTaken(EMAIL_TAKEN_MESSAGE, fields={"email": [EMAIL_TAKEN_MESSAGE]})
     try:
         with transaction.atomic():
