@@ -52,6 +52,8 @@ def _name_problems(name: str) -> list[str]:
         return ["Enter your name."]
     if len(name) > NAME_MAX_LENGTH:
         return [f"Use at most {NAME_MAX_LENGTH} characters."]
+    if "\x00" in name:  # PostgreSQL cannot store it; the pages' forms refuse it in the same words
+        return ["Null characters are not allowed."]
     return []
 
 

@@ -13,7 +13,7 @@ from elasticsearch_dsl import Boolean, Date, Document, Integer, Keyword, Long, M
 from shopcart import es
 
 PRODUCTS = "products"
-# 2: prefixes of name words (as-you-type search), no stop words in descriptions (docs/adr/0006).
+# 2: prefixes of name words (as-you-type search), no stop words in descriptions (docs/adr/0007).
 MAPPING_VERSION = 2
 # The shortest and longest beginnings of a name word indexed for prefix search: "te" to "telescope"
 # (a longer beginning is still found, by a slower prefix query; Elasticsearch allows at most 19).

@@ -1,4 +1,4 @@
-"""The words of a search, as the product search uses them (docs/adr/0006). Pure: no Elasticsearch here.
+"""The words of a search, as the product search uses them (docs/adr/0007). Pure: no Elasticsearch here.
 
 - `query_words`: the query split where the shopper typed spaces, lower-cased, punctuation around a
   word dropped, at most MAX_QUERY_WORDS of them.

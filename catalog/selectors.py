@@ -244,7 +244,7 @@ def _multi_get(product_ids: list[str], *, source_includes: list[str] | None = No
     return [doc for doc in response["docs"] if doc.get("found")]
 
 
-# How a search ranks (docs/adr/0006): each required word of the query adds the tiers it reaches, so a
+# How a search ranks (docs/adr/0007): each required word of the query adds the tiers it reaches, so a
 # whole word of the name outranks a singular or plural of it, that the beginning of a name word (the last
 # word, as it is typed), that a word of the category or description, and all of them a typo. A typo's own
 # relevance (weighted down) only orders the matches within a tier.
@@ -266,7 +266,7 @@ def _word_query(word: str, *, last: bool) -> dict[str, Any]:
     """What one word of the query may match, each way with its tier (NAME_WORD_SCORE...): at least one.
     The ways overlap as little as they can (a form other than the word itself; a typo only from 4 letters
     on, where one is allowed): each clause walks all of its matches, and overlapping ones cost
-    Elasticsearch twice the time this query adds to the old one (docs/adr/0006)."""
+    Elasticsearch twice the time this query adds to the old one (docs/adr/0007)."""
     forms = search_words.word_forms(word)
     # As typed (for a word of letters: the term itself; else analysed, "kit-0001" is "kit" and "0001").
     exact = (
@@ -289,7 +289,7 @@ def _word_query(word: str, *, last: bool) -> dict[str, Any]:
 
 
 def _text_query(query: str) -> dict[str, Any]:
-    """Every word must match in one of the text fields, or the whole query is a SKU (docs/adr/0006).
+    """Every word must match in one of the text fields, or the whole query is a SKU (docs/adr/0007).
 
     A word matches as written, as its singular or plural (search_words.word_forms: "trains" finds
     "Toy Train Set"), as the beginning of a name word if it is the last word ("tele" finds

@@ -99,7 +99,7 @@ def test_the_request_publishes_and_clears_its_own_event_at_once(settings: Any) -
 
 
 @pytest.fixture(params=["relay-command", "relay-thread"])
-def killing_server(request: pytest.FixtureRequest, tmp_path: Path, settings: Any) -> Any:
+def killing_server(request: pytest.FixtureRequest, tmp_path: Path, settings: Any, own_database_url: str) -> Any:
     """gunicorn whose workers SIGKILL themselves right after each acknowledged cart write; one user with
     a token. `relay-command`: no relay thread anywhere, so only the relay command the test runs can
     publish; `relay-thread`: the workers' relay threads (the respawned worker's) publish on their own."""
@@ -109,7 +109,7 @@ def killing_server(request: pytest.FixtureRequest, tmp_path: Path, settings: Any
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "shopcart.settings.test",
         "SHOPCART_TEST_RUN_ID": settings.TEST_RUN_ID,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "DATABASE_URL": own_database_url,
         "CART_EVENTS_STREAM": settings.CART_EVENTS_STREAM,
         "CART_EVENTS_SUBJECT_PREFIX": settings.CART_EVENTS_SUBJECT_PREFIX,
         "CART_RELAY_THREAD": "true" if threads else "false",

@@ -1,4 +1,4 @@
-"""How search matches and ranks (issue 17, item 13; docs/adr/0006), against the real Elasticsearch:
+"""How search matches and ranks (issue 17, item 13; docs/adr/0007), against the real Elasticsearch:
 partial words as they are typed, plurals and singulars, whole words before plurals, prefixes and typos,
 stop words, the suggestion list's API, and the reindex that gives an existing index the new mapping."""
 

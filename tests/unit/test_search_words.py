@@ -1,5 +1,5 @@
 """catalog.search_words: how a query is split into words, which are stop words, and the singular and
-plural forms a word is searched with (docs/adr/0006), without Elasticsearch (the searches themselves are
+plural forms a word is searched with (docs/adr/0007), without Elasticsearch (the searches themselves are
 proved against the real server in tests/catalog/test_search_matching.py)."""
 
 from __future__ import annotations
