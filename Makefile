@@ -30,7 +30,7 @@ else
 STACK := bash devstack/stack.sh
 endif
 
-.PHONY: help venv lock services-up services-down services-status migrate seed run dev browser test test-unit test-faults test-cluster test-compose compose-images compose-up compose-down lint fmt check-deploy bench clean
+.PHONY: help venv lock services-up services-down services-status migrate seed logins run dev browser test test-unit test-faults test-cluster test-compose compose-images compose-up compose-down lint fmt check-deploy bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -57,6 +57,9 @@ migrate: services-up
 
 seed: migrate ## Load the demo catalog and users (idempotent)
 	$(PY) manage.py seed
+
+logins: migrate ## Give the demo shopper and the staff user new passwords and print their logins
+	$(PY) manage.py demo_logins
 
 run: migrate ## Serve the seeded shop at http://127.0.0.1:8000 (REPLICAS=N: N gunicorns behind nginx)
 	$(PY) manage.py collectstatic --noinput -v 0
