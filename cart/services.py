@@ -57,6 +57,7 @@ from cart.owners import user_cart_id
 from cart.selectors import get_cart
 from catalog.selectors import Offer, get_offers
 from shopcart import es
+from shopcart.eventbus import EventBusUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -510,6 +511,19 @@ def delete_cart(*, cart_id: str) -> bool:
     except NotFoundError:
         return False
     return True
+
+
+def delete_user_cart(*, user_id: int) -> bool:
+    """The cart of an account being deleted: emptied first like any emptying (one `cleared` event listing
+    its lines, written with the change and published at once), then the document deleted (delete_cart).
+    True if there was a document. While an event of this cart cannot be published (NATS down), raises
+    EventBusUnavailable and keeps the document, emptied: the relay sends the event later, and deleting
+    the account again finishes the job. No event is ever deleted with its cart."""
+    cart_id = user_cart_id(user_id)
+    clear_cart(cart_id=cart_id)
+    if events.pending_entries(_published(get_cart(cart_id=cart_id), own=None)):
+        raise EventBusUnavailable(f"the events of cart {cart_id} could not be published before deleting it")
+    return delete_cart(cart_id=cart_id)
 
 
 def delete_abandoned_guest_carts(*, idle_days: int, dry_run: bool = False) -> int:

@@ -25,7 +25,7 @@ AT_MOST = "You can have at most 99 of one product in your cart."
 
 
 def _messages(response: Any) -> list[str]:
-    found = re.findall(r'<li class="message[^"]*"[^>]*>(.*?)</li>', response.content.decode())
+    found = re.findall(r'<li class="message[^"]*"><span role="\w+">(.*?)</span></li>', response.content.decode())
     return [html.unescape(message) for message in found]
 
 

@@ -72,12 +72,13 @@ def make_product(
     )
 
 
-def make_user(name: str = "Shopper") -> Any:
-    """A new user (needs the django_db mark) whose cart starts empty: ids restart after a rolled-back
-    test, so a cart document left by an earlier test with the same id is deleted first."""
+def make_user(name: str = "Shopper", *, password: str = "a-Long-password-1") -> Any:  # noqa: S107
+    """A new user with an address nobody else uses (needs the django_db mark) whose cart starts empty: ids
+    restart after a rolled-back test, so a cart document left by an earlier test with the same id is
+    deleted first."""
     from accounts.models import User
 
-    user = User.objects.create_user(email=f"{unique('u')}@example.com", password="a-Long-password-1", name=name)
+    user = User.objects.create_user(email=f"{unique('u')}@example.com", password=password, name=name)
     wipe_cart(f"user-{user.pk}")
     return user
 
