@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from elasticsearch import NotFoundError
 
+from cart import versions
 from cart.documents import carts_alias, ensure_cart_index
 from catalog.selectors import Product
 from catalog.services import ProductInput, create_product
@@ -49,9 +50,11 @@ def cart_events_env(settings: Any) -> Iterator[dict[str, str]]:
 
 
 def wipe_cart(cart_id: str) -> None:
+    """Delete the cart document, and what Redis knows of it (its last known version, its published marks)."""
     ensure_cart_index()
     with contextlib.suppress(NotFoundError):
         es.client().delete(index=carts_alias(), id=cart_id)
+    versions.forget(cart_id)
 
 
 def make_product(
