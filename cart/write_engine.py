@@ -225,6 +225,9 @@ class CartStore:
     """The engine's I/O: Elasticsearch for the cart itself, Redis for what every replica knows of it
     (cart.versions), NATS for its events (cart.events)."""
 
+    def ensure(self) -> None:
+        ensure_cart_index()
+
     def last_known(self, cart_id: str) -> versions.Known:
         return versions.last_known(cart_id)
 
@@ -306,7 +309,7 @@ def apply(*, cart_id: str, mutate: Mutation, operation: Operation, store: CartSt
     without it, that write can never apply and the change is computed again; unchanged, the next attempt
     writes at that same version, so of the lost write and the new one at most one can succeed. The
     operation is applied at most once, and the answer is the truth."""
-    ensure_cart_index()
+    store.ensure()
     retries = settings.CART_WRITE_RETRIES
     known = store.last_known(cart_id)
     published = known.published
