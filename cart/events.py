@@ -50,8 +50,6 @@ from shopcart.eventbus import EventBusUnavailable, publisher
 logger = logging.getLogger(__name__)
 
 EVENT_TYPES = ("item_added", "item_updated", "item_removed", "cleared", "merged")
-# JetStream forgets message ids after this long; inside it a re-sent event is dropped by the server.
-DUPLICATE_WINDOW_SECONDS = 600
 
 
 def subject_for(event_type: str, *, prefix: str | None = None) -> str:
@@ -106,7 +104,7 @@ def ensure_stream(*, stream: str | None = None, prefix: str | None = None) -> No
                     name=stream,
                     subjects=[f"{prefix}.>"],
                     storage=StorageType.FILE,
-                    duplicate_window=DUPLICATE_WINDOW_SECONDS,
+                    duplicate_window=settings.CART_EVENTS_DUPLICATE_WINDOW,
                     num_replicas=settings.CART_EVENTS_STREAM_REPLICAS,
                 )
             )
@@ -229,11 +227,15 @@ def _timestamp(value: Any) -> float:
         return 0.0
 
 
-def _carts_with_pending(*, limit: int, refresh: bool) -> list[_Found]:
-    """The carts whose documents hold events, least recently written first (the idle ones, whose
-    published events the relay removes, come first). A search sees what the last refresh made visible,
-    so a cart written within the last second is found the next round."""
+def _carts_with_pending(*, limit: int, refresh: bool, idle_for: float) -> list[_Found]:
+    """The carts whose documents hold events and that nobody wrote for `idle_for` seconds (a cart being
+    written publishes its waiting events with its requests: cart.write_engine), least recently written
+    first. A search sees what the last refresh made visible, so a cart written within the last second is
+    found the next round."""
     client = es.client()
+    # The cut-off on this clock, as the writers stamp `updated_at` on theirs (date math has no milliseconds).
+    before = datetime.fromtimestamp(time.time() - idle_for, UTC).isoformat()
+    query = {"bool": {"filter": [{"term": {"has_pending_events": True}}, {"range": {"updated_at": {"lte": before}}}]}}
     try:
         if refresh:
             client.indices.refresh(index=carts_alias())
@@ -241,7 +243,7 @@ def _carts_with_pending(*, limit: int, refresh: bool) -> list[_Found]:
         while len(found) < limit:
             response = client.search(
                 index=carts_alias(),
-                query={"term": {"has_pending_events": True}},
+                query=query,
                 sort=[{"updated_at": "asc"}],
                 source=["pending_events", "updated_at"],
                 seq_no_primary_term=True,
@@ -296,19 +298,21 @@ def relay_pending(
     limit: int = RELAY_LIMIT,
     keep_going: Callable[[], bool] | None = None,
 ) -> RelayResult:
-    """One relay round over every cart with events in its document (found by a search):
+    """One relay round over the carts with events in their document that nobody wrote for `grace`
+    seconds (None: CART_RELAY_GRACE_SECONDS; younger events and carts are their requests'), found by a
+    search:
 
-    * events no request published (older than `grace`: None is CART_RELAY_GRACE_SECONDS; younger ones
-      are their request's) are published in each cart's order and recorded as published;
-    * carts not written for `grace` seconds lose their published events in one `_bulk` request, each
-      update conditional on the version the relay saw (a cart written meanwhile keeps them: its next
-      write leaves them out anyway).
+    * events no request published are published in each cart's order and recorded as published;
+    * carts idle for CART_RELAY_IDLE_SECONDS lose their published events in one `_bulk` request, each
+      update conditional on the version the relay saw (a cart written meanwhile keeps them: its next write
+      leaves them out anyway). An explicit `grace` is the idle time too (0: everything, now).
 
     `refresh=True` makes the search see every write until now (operators, tests). `keep_going` is asked
-    between carts that need publishing (the leader renews its lease there). Publishing stops for the
+    before each cart that needs publishing (the leader renews its lease there). Publishing stops for the
     round when NATS is unreachable; removing what was published goes on."""
+    idle = settings.CART_RELAY_IDLE_SECONDS if grace is None else grace
     grace = settings.CART_RELAY_GRACE_SECONDS if grace is None else grace
-    found = _carts_with_pending(limit=limit, refresh=refresh)
+    found = _carts_with_pending(limit=limit, refresh=refresh, idle_for=grace)
     marks = versions.published_of([item.cart.id for item in found])
     now = time.time()
     published_count, removals, waiting = 0, [], []
@@ -328,7 +332,7 @@ def relay_pending(
             updated_at = item.updated_at
         left = unpublished(entries, published)
         waiting += left
-        if len(left) < len(entries) and cart.exists and updated_at <= now - grace:
+        if len(left) < len(entries) and cart.exists and updated_at <= now - idle:
             removals.append((cart, left))
     removed = _remove_published(removals)
     oldest = min((float(entry.get("queued_at", now)) for entry in waiting), default=None)

@@ -44,7 +44,12 @@ POSITIVE_SECONDS = (
     "CART_RELAY_INTERVAL",
     "CART_RELAY_LEASE_SECONDS",
 )
-NON_NEGATIVE_SECONDS = ("CART_RETRY_BACKOFF_BASE", "CART_RETRY_BACKOFF_CAP", "CART_RELAY_GRACE_SECONDS")
+NON_NEGATIVE_SECONDS = (
+    "CART_RETRY_BACKOFF_BASE",
+    "CART_RETRY_BACKOFF_CAP",
+    "CART_RELAY_GRACE_SECONDS",
+    "CART_RELAY_IDLE_SECONDS",
+)
 # The values each test-only fault hook takes (empty: off).
 FAULT_HOOKS = {"CART_FAULT_AFTER_WRITE": ("", "kill"), "CART_FAULT_RELAY": ("", "pause")}
 
@@ -96,6 +101,18 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         if value not in values:
             allowed = " or ".join(repr(v) for v in values if v)
             problems.append(Error(f"{name} is a test hook: empty or {allowed}, not {value!r}.", id="shopcart.E005"))
+    if settings.CART_RELAY_IDLE_SECONDS < settings.CART_RELAY_GRACE_SECONDS:
+        problems.append(
+            Error("CART_RELAY_IDLE_SECONDS must not be below CART_RELAY_GRACE_SECONDS.", id="shopcart.E004")
+        )
+    if settings.CART_RELAY_IDLE_SECONDS > settings.CART_EVENTS_DUPLICATE_WINDOW / 2:
+        problems.append(
+            Warning(
+                "CART_RELAY_IDLE_SECONDS is over half of JetStream's 10-minute duplicate window: an event whose "
+                "'published' mark was lost could be sent again after the stream forgot its id.",
+                id="shopcart.W003",
+            )
+        )
     if settings.CART_RELAY_LEASE_SECONDS <= settings.CART_RELAY_INTERVAL:
         problems.append(
             Error(

@@ -226,6 +226,9 @@ CART_COUNT_TIMEOUT = env.float("CART_COUNT_TIMEOUT", default=0.5)
 # JetStream stream of cart events; subjects are `<prefix>.<event>`.
 CART_EVENTS_STREAM = env.str("CART_EVENTS_STREAM", default="CART")
 CART_EVENTS_SUBJECT_PREFIX = env.str("CART_EVENTS_SUBJECT_PREFIX", default="cart")
+# JetStream forgets a message id after this long (the stream's duplicate window, when the app creates it);
+# inside it a re-sent event is dropped by the server.
+CART_EVENTS_DUPLICATE_WINDOW = 600
 # Copies of the stream when the app creates it (an existing stream is never changed): by default one
 # per NATS_URL address, at most 3, so a 3-server cluster keeps every acknowledged event through the
 # loss of one server. JetStream allows 1 to 5, and at most the cluster's size.
@@ -240,6 +243,11 @@ CART_RELAY_GRACE_SECONDS = env.float("CART_RELAY_GRACE_SECONDS", default=3.0)
 CART_RELAY_THREAD = env.bool("CART_RELAY_THREAD", default=True)
 CART_RELAY_INTERVAL = env.float("CART_RELAY_INTERVAL", default=1.0)
 CART_RELAY_LEASE_SECONDS = env.float("CART_RELAY_LEASE_SECONDS", default=5.0)
+# A published event stays in its cart until the cart's next write leaves it out, or until the relay removes
+# it once the cart has been idle this long: each removal is a write, so not after every change of a cart
+# that is being shopped, and well within JetStream's 10-minute duplicate window (a lost "published" mark
+# makes the relay send an event again; inside the window the stream drops it).
+CART_RELAY_IDLE_SECONDS = env.float("CART_RELAY_IDLE_SECONDS", default=60.0)
 # How long a cart's last known version (its document and concurrency token, where a write starts: cart.versions)
 # is kept in Redis after its last read or write.
 CART_VERSION_CACHE_TTL = env.int("CART_VERSION_CACHE_TTL", default=3600)

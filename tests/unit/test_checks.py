@@ -109,3 +109,12 @@ def test_the_relay_lease_outlasts_its_interval(settings: Any) -> None:
 def test_the_relay_fault_hook_takes_only_pause(settings: Any) -> None:
     settings.CART_FAULT_RELAY = "kill"
     assert _ids(check_settings()) == ["shopcart.E005"]
+
+
+def test_published_events_must_leave_idle_carts_after_the_grace_and_well_inside_the_duplicate_window(
+    settings: Any,
+) -> None:
+    settings.CART_RELAY_IDLE_SECONDS = settings.CART_RELAY_GRACE_SECONDS - 1
+    assert _ids(check_settings()) == ["shopcart.E004"]
+    settings.CART_RELAY_IDLE_SECONDS = 400
+    assert _ids(check_settings()) == ["shopcart.W003"]
