@@ -3,7 +3,7 @@ handling, threads, access log) but not a whole `make bench`: one replica of a so
 `shopcart/gunicorn_conf.py` unless `--extra` says otherwise) on the prepared bench state, wrk straight at
 it with `Connection: close` (as nginx without upstream keep-alive), and the CPU of the gunicorn process
 tree read from /proc around each run (user and system apart); also the CPU of the local Elasticsearch
-process and the operations it counted (index operations, real-time GETs, searches), per request.
+process and the requests it counted by route (bench/esstats.py), per request.
 
     .venv/bin/python bench/run.py --prepare-only                       # the bench state
     .venv/bin/python bench/one_replica.py baseline cart_summary -d 6 --rounds 2
@@ -28,21 +28,9 @@ import urllib.request
 from pathlib import Path
 
 import benchenv as cfg
+import esstats
 
 TICK = os.sysconf("SC_CLK_TCK")
-ES_URL = os.environ.get("ELASTICSEARCH_URL", "http://127.0.0.1:9200").split(",")[0].rstrip("/")
-
-
-def es_operations() -> dict[str, int]:
-    """What the local Elasticsearch node has done so far: index operations (bulk items included),
-    real-time GETs and searches."""
-    with urllib.request.urlopen(f"{ES_URL}/_nodes/_local/stats/indices/indexing,get,search", timeout=10) as answer:  # noqa: S310
-        stats = next(iter(json.loads(answer.read())["nodes"].values()))["indices"]
-    return {
-        "index": stats["indexing"]["index_total"],
-        "get": stats["get"]["total"],
-        "search": stats["search"]["query_total"],
-    }
 
 
 def es_pid() -> int | None:
@@ -73,6 +61,10 @@ def tree_cpu(root: int) -> tuple[float, float]:
             system += stats[pid][2]
         pending += [child for child, (parent, _, _) in stats.items() if parent == pid]
     return user, system
+
+
+def routes(per_request: dict[str, float]) -> str:
+    return ", ".join(f"{route} {n:.2f}" for route, n in per_request.items() if route != "total")
 
 
 def main() -> None:
@@ -110,7 +102,7 @@ def main() -> None:
             script = str(cfg.LUA_DIR / f"{scenario}.lua")
             elasticsearch = es_pid()
             es_before = tree_cpu(elasticsearch) if elasticsearch else (0.0, 0.0)
-            ops_before = es_operations()
+            es_requests_before = esstats.requests_by_route()
             before, started = tree_cpu(server.pid), time.monotonic()
             output = subprocess.run(  # noqa: S603
                 ["wrk", "-t2", f"-c{args.connections}", f"-d{duration:g}s", *headers, "-s", script, url],  # noqa: S607
@@ -121,7 +113,7 @@ def main() -> None:
             ).stdout
             wall, after = time.monotonic() - started, tree_cpu(server.pid)
             es_after = tree_cpu(elasticsearch) if elasticsearch else (0.0, 0.0)
-            ops_after = es_operations()
+            es_requests = esstats.per_request(es_requests_before, esstats.requests_by_route(), requests=1)
             line = next(line for line in output.splitlines() if line.startswith("BENCH_JSON "))
             raw = json.loads(line.removeprefix("BENCH_JSON "))
             count = raw["requests"]
@@ -131,7 +123,7 @@ def main() -> None:
                 "user": 1000 * (after[0] - before[0]) / count,
                 "system": 1000 * (after[1] - before[1]) / count,
                 "es": 1000 * (sum(es_after) - sum(es_before)) / count,
-                **{f"es_{name}": (ops_after[name] - ops_before[name]) / count for name in ops_after},
+                "es_requests": {route: n / count for route, n in es_requests.items()},
                 "non_2xx": sum(n for code, n in raw["statuses"].items() if not code.startswith("2")),
             }
 
@@ -143,8 +135,8 @@ def main() -> None:
                 print(
                     f"{scenario:14} {r['user'] + r['system']:6.3f} ms/request (user {r['user']:.3f}, system "
                     f"{r['system']:.3f})  {r['rps']:7.1f} req/s  {r['requests']:.0f} requests, {r['non_2xx']:.0f} "
-                    f"non-2xx  ES {r['es']:.3f} ms/request, per request {r['es_index']:.2f} index, "
-                    f"{r['es_get']:.2f} get, {r['es_search']:.3f} search  load {os.getloadavg()[0]:.1f}",
+                    f"non-2xx  Elasticsearch {r['es']:.3f} ms/request, {r['es_requests']['total']:.2f} "
+                    f"requests/request ({routes(r['es_requests'])})  load {os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
     finally:

@@ -97,7 +97,10 @@ def _decode(cart_id: str, entry: bytes | None) -> Cart | None:
     return cart_from_document(cart_id, json.loads(body), seq_no=int(seq), primary_term=int(term), index=index)
 
 
-def _remember_in(pipeline: Any, cart: Cart, body: bytes | None) -> None:
+def remember_in(pipeline: Any, cart: Cart, body: bytes | None = None) -> None:
+    """`remember`, queued in a pipeline of the caller's (one round trip with what else it sends)."""
+    if not cart.exists or cart.index is None:
+        return
     args = (cart.primary_term, cart.seq_no, cart.index, _entry(cart, body), settings.CART_VERSION_CACHE_TTL)
     pipeline.eval(_REMEMBER, 1, _version_key(cart.id), *args)
 
@@ -123,7 +126,7 @@ def remember(cart: Cart, *, body: bytes | None = None) -> None:
         return
     try:
         pipeline = _redis().pipeline(transaction=False)
-        _remember_in(pipeline, cart, body)
+        remember_in(pipeline, cart, body)
         pipeline.execute()
     except Exception as exc:  # noqa: BLE001 - a hint only
         logger.warning("cart %s: its version could not be kept in Redis (%r)", cart.id, exc)
@@ -137,7 +140,7 @@ def settle(cart: Cart, *, body: bytes | None, published: Iterable[str], dropped:
     try:
         pipeline = _redis().pipeline(transaction=False)
         if cart.exists and cart.index is not None:
-            _remember_in(pipeline, cart, body)
+            remember_in(pipeline, cart, body)
         key = _published_key(cart.id)
         if published:
             pipeline.sadd(key, *published)
@@ -188,7 +191,7 @@ def after_removal(removals: list[tuple[Cart, Cart, list[str]]]) -> None:
         kept = _decode(before.id, entry)
         if kept is not None and kept.version == before.version:
             source = {**kept.source, **after.source}
-            _remember_in(
+            remember_in(
                 pipeline,
                 cart_from_document(
                     before.id,
