@@ -43,7 +43,7 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 
 venv: $(BIN)/.installed ## Create .venv and install pinned dependencies
 
-services-up: venv ## Start Elasticsearch, Redis, NATS and the mail catcher (idempotent; CLUSTER=1: the 3-node cluster)
+services-up: venv ## Start PostgreSQL, Elasticsearch, Redis, NATS and the mail catcher (idempotent; CLUSTER=1: the cluster)
 	@$(STACK) up
 
 services-down: ## Stop the local services (data is kept in .devstack/; CLUSTER=1: the cluster)
@@ -97,7 +97,7 @@ test: lint services-up browser ## Lint, then the whole suite against the real se
 test-unit: venv ## Only the unit layer (tests/unit/): pure logic in seconds, no services needed
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 
-test-faults: services-up ## Stop and restart Elasticsearch, Redis and NATS under load (docs/operations.md)
+test-faults: services-up ## Stop and restart PostgreSQL, Elasticsearch, Redis and NATS under load (docs/operations.md)
 	$(BIN)/pytest -m faults
 
 test-cluster: services-up ## Kill nodes of a 3-node ES/NATS/Redis cluster under load (starts and stops the cluster)
@@ -117,4 +117,6 @@ bench: migrate $(BIN)/.bench-installed ## Load benchmarks of the production setu
 	$(PY) bench/run.py
 
 clean: services-down ## Stop services and delete local data, caches and the virtualenv
+	bash devstack/stack.sh purge postgres
+	bash devstack/cluster.sh reset
 	rm -rf .devstack .cache $(VENV) staticfiles db.sqlite3

@@ -1,13 +1,16 @@
-"""What the Bearer auth needs of a user row, cached in Redis so an API request costs no database query
-(the ORM load was ~0.3 ms of CPU per request, more than the rest of the auth together).
+"""What the Bearer auth and the page sessions need of a user row, cached in Redis so a request costs no
+database query (the ORM load was ~0.3 ms of CPU per request, more than the rest of the auth together),
+and keeps working while the database fails over.
 
 Every replica must see a password change, a deactivation or a deletion at once, so an entry is only
 used while it carries the user's current *version*: a counter in Redis, bumped by every save and
 delete of a user (the receivers below, connected by AccountsConfig.ready) before the write (so a
 write that cannot invalidate does not happen: fail closed), right after it, and again after its
-transaction commits. A reader takes the version in the same round trip as the token's revocation
-and the entry, and stores what it loaded from the database under the version it read *before* the
-load, so an entry loaded from a row that was about to change is stale on arrival and never served.
+transaction commits, when the entry is also filled again as a reader would (so the first request
+after a log-in needs no database query either). A reader takes the version in the same round trip as
+the token's revocation and the entry, and stores what it loaded from the database under the version it
+read *before* the load, so an entry loaded from a row that was about to change is stale on arrival and
+never served.
 
 A change that bypasses `Model.save`/`delete` (`QuerySet.update`, raw SQL) must call `bump` itself.
 """
@@ -45,6 +48,11 @@ def version_key(user_id: int) -> str:
     return f"accounts:auth-user-version:{user_id}"
 
 
+def keys(user_id: int) -> list[str]:
+    """The keys a reader gets in one round trip: the user's version, then their entry."""
+    return [version_key(user_id), entry_key(user_id)]
+
+
 def from_entry(entry: Any, *, version: int) -> User | None:
     """The user an entry holds if it was stored under `version`, else None."""
     if not isinstance(entry, tuple) or len(entry) != 2 or entry[0] != version:
@@ -65,13 +73,39 @@ def bump(user_id: int) -> None:
     pipeline.execute()
 
 
+def cached_user(user_id: int, found: dict[str, Any]) -> User | None:
+    """The active user from the entry in `found` (the values of `keys(user_id)`, fetched by the caller in
+    one round trip) if it is current; else from the database, then stored for the next reader under the
+    version read *before* the load. None if the user is gone or deactivated."""
+    version = int(found.get(version_key(user_id)) or 0)
+    user = from_entry(found.get(entry_key(user_id)), version=version)
+    if user is None:
+        user = User.objects.filter(pk=user_id, is_active=True).first()
+        if user is not None:
+            store(user, version=version)
+    return user if user is not None and user.is_active else None
+
+
+def _bump_and_refill(user_id: int) -> None:
+    """After a change is committed: a new version, and the entry stored again as a reader would, so the
+    next request (the first after a log-in, say) needs no database query, even if the database went away
+    in between."""
+    bump(user_id)
+    try:
+        cached_user(user_id, cache.get_many(keys(user_id)))
+    except Exception as exc:  # noqa: BLE001 - a later reader loads it instead; the change itself stands
+        logger.warning("could not refill the auth cache entry of user %s: %r", user_id, exc)
+
+
 def _bump_now_and_after_commit(user_id: int) -> None:
     bump(user_id)
     # Inside a transaction the row changes for others only at its commit: a reader in between could
     # store the old row under the version just bumped. (Robust: the row is committed by then, and a
     # failure here only leaves that narrow race open until the entry expires.)
     if transaction.get_connection().in_atomic_block:
-        transaction.on_commit(lambda: bump(user_id), robust=True)
+        transaction.on_commit(lambda: _bump_and_refill(user_id), robust=True)
+    else:
+        _bump_and_refill(user_id)
 
 
 def _before_save(sender: type[User], instance: User, **kwargs: Any) -> None:

@@ -39,6 +39,8 @@ def register_user(*, name: str, email: str, password: str) -> User:
         fields["name"] = ["Enter your name."]
     elif len(name) > NAME_MAX_LENGTH:
         fields["name"] = [f"Use at most {NAME_MAX_LENGTH} characters."]
+    elif "\x00" in name:  # PostgreSQL cannot store it; the pages' forms refuse it in the same words
+        fields["name"] = ["Null characters are not allowed."]
     try:
         validate_email(email)
     except ValidationError:

@@ -26,8 +26,6 @@ from accounts.forms import LoginForm, PasswordResetForm, SignupForm
 from accounts.http import client_address
 from shopcart.errors import DomainError
 
-# Sign-up makes the user with a password, so the model backend is the one that vouches for them.
-_MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 # Service field names that differ from the form's.
 _SIGNUP_FIELDS = {"name": "name", "email": "email", "password": "password1"}
 
@@ -63,7 +61,7 @@ def signup(request: HttpRequest) -> HttpResponse:
             # is rolled back too, so the 503 the visitor gets is true and signing up again works.
             with transaction.atomic():
                 user = services.register_user(name=data["name"], email=data["email"], password=data["password1"])
-                auth_login(request, user, backend=_MODEL_BACKEND)  # new session key, see LoginView
+                auth_login(request, user)  # new session key (see LoginView); the one backend vouches
         except DomainError as exc:  # InvalidRegistration, EmailTaken
             for field, field_messages in (exc.fields or {None: [exc.message]}).items():
                 for message in field_messages:

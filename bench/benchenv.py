@@ -1,5 +1,5 @@
-"""The benchmark's configuration: the production settings on plain HTTP over loopback, with a database
-file, index prefixes, cache keys, NATS stream and ports of its own, so a run never touches the
+"""The benchmark's configuration: the production settings on plain HTTP over loopback, with a database,
+index prefixes, cache keys, NATS stream and ports of its own, so a run never touches the
 developer's shop, the test suites or another engineer's stack (fault tests, scale-out tests)."""
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ DEVSTACK_DIR = ROOT / ".devstack"
 NAMESPACE = os.environ.get("BENCH_NAMESPACE", "bench")
 WORK_DIR = DEVSTACK_DIR / NAMESPACE  # generated wrk data, logs of the run
 REPLICAS_DIR = DEVSTACK_DIR / f"{NAMESPACE}-replicas"
-DB_FILE = DEVSTACK_DIR / f"{NAMESPACE}.sqlite3"
+# A database of its own on the local stack's PostgreSQL (make services-up), made anew by every run.
+DB_NAME = NAMESPACE.replace("-", "_")
+POSTGRES_PORT = int(os.environ.get("POSTGRES_PORT", "5433"))
+DATABASE_URL = f"postgres://shopcart@127.0.0.1:{POSTGRES_PORT}/{DB_NAME}"
 VENV_BIN = ROOT / ".venv" / "bin"
 PYTHON = VENV_BIN / "python"
 
@@ -56,7 +59,7 @@ def app_env(*, prefix: str = PREFIX_LARGE) -> dict[str, str]:
         SESSION_COOKIE_SECURE="false",
         CSRF_COOKIE_SECURE="false",
         ALLOWED_HOSTS="127.0.0.1,localhost",
-        DATABASE_URL=f"sqlite:///{DB_FILE}",
+        DATABASE_URL=DATABASE_URL,
         ELASTICSEARCH_INDEX_PREFIX=prefix,
         CACHE_KEY_PREFIX=CACHE_KEY_PREFIX,
         CART_EVENTS_STREAM=EVENTS_STREAM,

@@ -2,7 +2,7 @@
 
 Steps (bench/README.md explains the method and shows the latest table):
 
-1. reset the bench state (its own DB file, index prefixes, cache-key prefix and NATS stream), migrate;
+1. reset the bench state (its own database, index prefixes, cache-key prefix and NATS stream), migrate;
 2. seed a 100 000-product catalog (timed) and a 1 000-product one, each into a fresh prefix;
 3. create shoppers with API tokens and a few cart lines each, plus carts of 1, 20 and 200 lines;
 4. start 3 gunicorn replicas behind nginx (devstack/replicas.sh up 3) on their own ports;
@@ -34,6 +34,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import psycopg
+from psycopg import sql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -145,11 +148,19 @@ def replicas(command: str) -> str:
     return run(["bash", "devstack/replicas.sh", command, *(["3"] if command == "up" else [])], env=cfg.replicas_env())
 
 
+def reset_database() -> None:
+    """The run's database, empty (the replicas are down: FORCE only ends what an interrupted run left)."""
+    with psycopg.connect(
+        host="127.0.0.1", port=cfg.POSTGRES_PORT, user="shopcart", dbname="postgres", autocommit=True
+    ) as connection:
+        connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(cfg.DB_NAME)))
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(cfg.DB_NAME)))
+
+
 def reset_state() -> None:
     """Whatever a previous (maybe interrupted) run left: replicas, DB, indices, keys, stream."""
     replicas("down")
-    for suffix in ("", "-wal", "-shm", "-journal"):
-        Path(f"{cfg.DB_FILE}{suffix}").unlink(missing_ok=True)
+    reset_database()
     delete_indices()
     delete_redis_keys()
     delete_stream()

@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
 # The clustered local stack (`make services-up CLUSTER=1`): 3 Elasticsearch nodes, 3 NATS servers with
-# JetStream, and Redis as primary + replica watched by 3 sentinels, as plain processes on their own
-# ports, with data, logs and pids under $CLUSTER_DIR (default .devstack/cluster/). It runs beside the
-# single-node stack (devstack/stack.sh) and shares nothing with it but the built ES launcher.
-# Why this way: docs/adr/0005-local-cluster.md.
+# JetStream, Redis as primary + replica watched by 3 sentinels, and PostgreSQL as a primary + hot standby
+# with synchronous streaming replication, as plain processes on their own ports, with data, logs and pids
+# under $CLUSTER_DIR (default .devstack/cluster/). It runs beside the single-node stack (devstack/stack.sh)
+# and shares nothing with it but the built ES launcher. Why this way: docs/adr/0005-local-cluster.md,
+# docs/adr/0006-local-postgresql.md.
 #
 #   devstack/cluster.sh up|down|status        the whole cluster (idempotent); `up` waits for green
 #   devstack/cluster.sh env                   the app's settings for it, as `export` lines
-#   devstack/cluster.sh start|stop NODE       one node (es1..3, nats1..3, redis1..2, sentinel1..3)
+#   devstack/cluster.sh start|stop NODE       one node (es1..3, nats1..3, redis1..2, sentinel1..3, pg1..2)
 #   devstack/cluster.sh pid NODE              its pid (the cluster tests SIGKILL/SIGSTOP it)
 #   devstack/cluster.sh wait-healthy          every node up: ES green with 3 nodes, NATS and sentinels agree
 #   devstack/cluster.sh reset                 down, then delete the cluster's data
+#   devstack/cluster.sh promote pgN           the PostgreSQL standby pgN becomes the primary (after the primary died)
+#   devstack/cluster.sh rebuild-standby pgN   pgN (an old primary, or a lost standby) is copied anew from the
+#                                             primary and follows it; commits wait for it again
 #
 # Ports (env): ES HTTP 9211-9213 and transport 9311-9313, NATS 4231-4233 (monitoring 8231-8233, routes
-# 6231-6233), Redis 6391 (first primary) and 6392 (first replica), sentinels 26391-26393: none of them
-# collides with the single-node stack (9200/9300, 6379, 4222/8222).
+# 6231-6233), Redis 6391 (first primary) and 6392 (first replica), sentinels 26391-26393, PostgreSQL 5441 (first
+# primary) and 5442 (first standby): none of them collides with the single-node stack (9200/9300, 6379,
+# 4222/8222, 5433).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,9 +34,10 @@ NATS_MONITOR_BASE="${CLUSTER_NATS_MONITOR_BASE:-8230}"
 NATS_ROUTE_BASE="${CLUSTER_NATS_ROUTE_BASE:-6230}"
 REDIS_BASE="${CLUSTER_REDIS_BASE:-6390}"
 SENTINEL_BASE="${CLUSTER_SENTINEL_BASE:-26390}"
+PG_BASE="${CLUSTER_POSTGRES_BASE:-5440}"
 SENTINEL_MASTER="${REDIS_SENTINEL_MASTER:-shopcart}"
 START_TIMEOUT="${START_TIMEOUT:-120}"
-NODES=(es1 es2 es3 nats1 nats2 nats3 redis1 redis2 sentinel1 sentinel2 sentinel3)
+NODES=(es1 es2 es3 nats1 nats2 nats3 redis1 redis2 sentinel1 sentinel2 sentinel3 pg1 pg2)
 
 say() { printf '[cluster] %s\n' "$*"; }
 die() { printf '[cluster] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -161,11 +167,71 @@ redis_healthy() {
 # Sentinels are ready once each sees the primary, the other sentinels and a quorum.
 sentinel_healthy() { redis-cli -p "$(sentinel_port "$1")" sentinel ckquorum "$SENTINEL_MASTER" 2>/dev/null | grep -q '^OK'; }
 
+# --- PostgreSQL --------------------------------------------------------------------------------------
+# pg1 and pg2, each run by devstack/postgres.sh. pg1 starts as the primary and pg2 as its hot standby; after a
+# failover the roles stay as they were left (a standby is a node with standby.signal in its data).
+
+pg_port() { echo $((PG_BASE + $(node_index "$1"))); }
+pg_peer() { [ "$1" = pg1 ] && echo pg2 || echo pg1; }
+pg() {  # pg NODE COMMAND [ARGS]: devstack/postgres.sh for that node
+  local name=$1; shift
+  PG_PORT=$(pg_port "$name") PG_PEER_PORT=$(pg_port "$(pg_peer "$name")") PG_NAME="$name" \
+    PG_DATA="$(node_dir "$name")/data" PG_LOG="$(logfile "$name")" PG_PID="$(pidfile "$name")" \
+    bash "$ROOT/devstack/postgres.sh" "$@"
+}
+pg_role() { pg "$1" role 2>/dev/null; }
+pg_primary() { local n; for n in pg1 pg2; do [ "$(pg_role "$n")" = primary ] && { echo "$n"; return 0; }; done; return 1; }
+pg_has_data() { [ -f "$(readlink -f "$(node_dir "$1")/data" 2>/dev/null)/PG_VERSION" ]; }
+
+pg_start() {
+  local name=$1 peer; peer=$(pg_peer "$1")
+  mkdir -p "$(node_dir "$name")"
+  if pg_has_data "$name"; then pg "$name" start; return; fi
+  if [ "$(pg_role "$peer")" = primary ]; then follow "$name" "$peer"; return; fi
+  [ "$name" = pg1 ] || die "$name has no data and $peer is no running primary to copy: start $peer first"
+  pg "$name" start  # initdb: the cluster's first primary
+}
+
+# NAME copies PRIMARY (pg_basebackup), follows it, and the primary's commits wait for it from then on.
+follow() {
+  local name=$1 primary=$2
+  pg "$name" start-standby "$(pg_port "$primary")"
+  pg "$primary" wait-streaming
+  pg "$primary" sync on
+}
+
+promote() {
+  local name=${1:?usage: cluster.sh promote pg1|pg2}
+  [ "$(node_kind "$name")" = pg ] || die "only a PostgreSQL node (pg1, pg2) is promoted this way"
+  pg "$name" promote
+}
+
+rebuild_standby() {
+  local name=${1:?usage: cluster.sh rebuild-standby pg1|pg2} primary
+  [ "$(node_kind "$name")" = pg ] || die "only a PostgreSQL node (pg1, pg2) is rebuilt this way"
+  primary=$(pg_primary) || die "no PostgreSQL primary is running to copy"
+  [ "$primary" != "$name" ] || die "$name is the primary"
+  pg "$name" purge
+  follow "$name" "$primary"
+  say "$name: rebuilt as the standby of $primary"
+}
+
+# A primary answers; a standby answers and streams from it.
+pg_healthy() {
+  case "$(pg_role "$1")" in
+    primary) return 0 ;;
+    standby) [ "$(pg "$(pg_peer "$1")" psql -tAc "SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'" \
+      2>/dev/null)" = 1 ] ;;
+    *) return 1 ;;
+  esac
+}
+
 # --- generic -----------------------------------------------------------------------------------------
 
 node_kind() {
   case "$1" in
     es[1-3]) echo es ;; nats[1-3]) echo nats ;; redis[1-2]) echo redis ;; sentinel[1-3]) echo sentinel ;;
+    pg[1-2]) echo pg ;;
     *) die "unknown node '$1' (known: ${NODES[*]})" ;;
   esac
 }
@@ -181,6 +247,7 @@ stop_node() {
   pid=$(node_pid "$name") || { say "$name: already stopped"; rm -f "$(pidfile "$name")"; return 0; }
   kill -CONT "$pid" 2>/dev/null || true   # a paused node (a test's SIGSTOP) cannot act on SIGTERM
   if [ "$(node_kind "$name")" = es ]; then es_stop "$name" >/dev/null; say "$name: stopped"; return; fi
+  if [ "$(node_kind "$name")" = pg ]; then pg "$name" stop >/dev/null; say "$name: stopped"; return; fi
   kill -TERM "$pid" 2>/dev/null || true
   for _ in $(seq 1 100); do proc_alive "$pid" || break; sleep 0.1; done
   proc_alive "$pid" && kill -KILL "$pid" 2>/dev/null || true
@@ -194,6 +261,7 @@ node_healthy() {
     nats) node_pid "$1" >/dev/null && nats_healthy "$1" ;;
     redis) node_pid "$1" >/dev/null && redis_healthy "$1" ;;
     sentinel) node_pid "$1" >/dev/null && sentinel_healthy "$1" ;;
+    pg) node_pid "$1" >/dev/null && pg_healthy "$1" ;;
   esac
 }
 
@@ -224,6 +292,10 @@ app_env() {
   printf 'export NATS_URL=%s\n' "$(join_ports nats://127.0.0.1: "$NATS_BASE" "")"
   printf 'export REDIS_SENTINELS=%s\n' "$(join_ports 127.0.0.1: "$SENTINEL_BASE" "")"
   printf 'export REDIS_SENTINEL_MASTER=%s\n' "$SENTINEL_MASTER"
+  # Both nodes; a new connection skips the one that is down or a standby, so it finds the primary after a
+  # promotion without a restart.
+  printf 'export DATABASE_URL=%s\n' \
+    "postgres://shopcart@127.0.0.1:$(pg_port pg1),127.0.0.1:$(pg_port pg2)/shopcart?target_session_attrs=read-write"
 }
 
 status() {
@@ -237,6 +309,7 @@ status() {
   local primary
   primary=$(redis-cli -p "$(sentinel_port sentinel1)" sentinel get-master-addr-by-name "$SENTINEL_MASTER" 2>/dev/null | paste -sd: || true)
   echo "redis primary (per sentinel1): ${primary:-unknown}"
+  echo "postgres primary: $(pg_primary || echo none)"
   return $rc
 }
 
@@ -257,6 +330,11 @@ case "$cmd" in
   stop) [ $# -ge 1 ] || die "usage: cluster.sh stop NODE"; for n in "$@"; do stop_node "$n"; done ;;
   pid) node_kind "${1:?usage: cluster.sh pid NODE}" >/dev/null; node_pid "$1" || die "$1 is not running" ;;
   wait-healthy) wait_healthy; say "every node is ready" ;;
-  reset) for n in "${NODES[@]}"; do stop_node "$n"; done; rm -rf "$CLUSTER_DIR"; say "deleted $CLUSTER_DIR" ;;
-  *) die "usage: devstack/cluster.sh up|down|status|env|start NODE|stop NODE|pid NODE|wait-healthy|reset" ;;
+  reset)
+    for n in "${NODES[@]}"; do stop_node "$n"; done
+    for n in pg1 pg2; do pg "$n" purge >/dev/null; done  # its data may live outside (devstack/postgres.sh)
+    rm -rf "$CLUSTER_DIR"; say "deleted $CLUSTER_DIR" ;;
+  promote) promote "$@" ;;
+  rebuild-standby) rebuild_standby "$@" ;;
+  *) die "usage: devstack/cluster.sh up|down|status|env|start NODE|stop NODE|pid NODE|wait-healthy|reset|promote pgN|rebuild-standby pgN" ;;
 esac

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The local service stack: Elasticsearch, Redis, NATS (JetStream) and a mail catcher, run as plain processes with
-# their data, logs and pids under one git-ignored folder ($DEVSTACK_DIR, default .devstack/).
+# The local service stack: PostgreSQL, Elasticsearch, Redis, NATS (JetStream) and a mail catcher, run as plain
+# processes with their data, logs and pids under one git-ignored folder ($DEVSTACK_DIR, default .devstack/).
 #
-#   devstack/stack.sh up|down|status [elasticsearch|redis|nats|mail ...]
+#   devstack/stack.sh up|down|status [postgres|elasticsearch|redis|nats|mail ...]
 #   devstack/stack.sh start|stop SERVICE      (one service; the fault tests use these)
+#   devstack/stack.sh purge postgres          (stop it and delete its data, wherever devstack/postgres.sh put it)
 #   devstack/stack.sh ensure-package PACKAGE [COMMAND]   (install a Debian package on first use)
 #
 # Every command is idempotent. Ports come from the environment (see .env.example).
@@ -19,7 +20,8 @@ NATS_MONITOR_PORT="${NATS_MONITOR_PORT:-8222}"
 MAILCATCHER_SMTP_PORT="${MAILCATCHER_SMTP_PORT:-${EMAIL_PORT:-1025}}"
 MAILCATCHER_HTTP_PORT="${MAILCATCHER_HTTP_PORT:-8025}"
 START_TIMEOUT="${START_TIMEOUT:-60}"
-ALL_SERVICES=(elasticsearch redis nats mail)
+POSTGRES_PORT="${POSTGRES_PORT:-5433}"
+ALL_SERVICES=(postgres elasticsearch redis nats mail)
 
 LOGS="$DEVSTACK_DIR/logs"
 RUN="$DEVSTACK_DIR/run"
@@ -131,12 +133,18 @@ mail_up() {
 mail_down() { stop_pidfile mail "$RUN/mail.pid"; }
 mail_status() { pid_alive "$RUN/mail.pid" && mail_healthy && echo "mail: running smtp://127.0.0.1:$MAILCATCHER_SMTP_PORT, http://127.0.0.1:$MAILCATCHER_HTTP_PORT/" || { echo "mail: stopped"; return 3; }; }
 
+# PostgreSQL (Django's own tables): devstack/postgres.sh, one node.
+postgres() { PG_PORT="$POSTGRES_PORT" PG_NAME=postgres bash "$ROOT/devstack/postgres.sh" "$@"; }
+postgres_up() { postgres start; }
+postgres_down() { postgres stop; }
+postgres_status() { postgres status; }
+
 elasticsearch_up() { bash "$ROOT/devstack/elasticsearch/es.sh" start; }
 elasticsearch_down() { bash "$ROOT/devstack/elasticsearch/es.sh" stop; }
 elasticsearch_status() { bash "$ROOT/devstack/elasticsearch/es.sh" status; }
 
 check_service() {
-  case "$1" in elasticsearch|redis|nats|mail) ;; *) die "unknown service '$1' (known: ${ALL_SERVICES[*]})";; esac
+  case "$1" in postgres|elasticsearch|redis|nats|mail) ;; *) die "unknown service '$1' (known: ${ALL_SERVICES[*]})";; esac
 }
 
 cmd="${1:-status}"; shift || true
@@ -148,6 +156,7 @@ for s in "${services[@]}"; do check_service "$s"; done
 case "$cmd" in
   up|start) for s in "${services[@]}"; do "${s}_up"; done ;;
   down|stop) for s in "${services[@]}"; do "${s}_down"; done ;;
+  purge) [ "${services[*]}" = postgres ] || die "usage: devstack/stack.sh purge postgres"; postgres purge ;;
   status)
     rc=0
     for s in "${services[@]}"; do "${s}_status" || rc=3; done

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import psycopg
 import redis
 from django.conf import settings
 from django.db import connection
@@ -45,18 +46,28 @@ class CheckResult:
         return result | self.details
 
 
-def _each(addresses: list[str], probe: Callable[[str], object]) -> dict[str, str]:
-    """{address: "up" | "down"}, probed in parallel so a hung node costs NODE_TIMEOUT once."""
+def _states(addresses: list[str], probe: Callable[[str], str]) -> dict[str, str]:
+    """{address: what `probe` says of it, or "down" if it failed}, probed in parallel so a hung node costs
+    NODE_TIMEOUT once."""
 
     def state(address: str) -> str:
         try:
-            probe(address)
+            return probe(address)
         except Exception:  # noqa: BLE001 - any failure means this node is down
             return "down"
-        return "up"
 
     with ThreadPoolExecutor(max_workers=len(addresses)) as pool:
         return dict(zip(addresses, pool.map(state, addresses), strict=True))
+
+
+def _each(addresses: list[str], probe: Callable[[str], object]) -> dict[str, str]:
+    """{address: "up" | "down"}."""
+
+    def up(address: str) -> str:
+        probe(address)
+        return "up"
+
+    return _states(addresses, up)
 
 
 @functools.cache
@@ -84,9 +95,45 @@ def _redis_node(address: str) -> None:
         client.close()
 
 
-def _database() -> None:
+def database_nodes() -> list[tuple[str, str]]:
+    """(host, port) of each node DATABASE_URL names: several for a primary and its standbys."""
+    config = settings.DATABASES["default"]
+    hosts = str(config.get("HOST") or "").split(",")
+    ports = str(config.get("PORT") or "").split(",")
+    if len(ports) == 1:
+        ports = ports * len(hosts)
+    return list(zip(hosts, ports, strict=True))
+
+
+def _postgres_role(address: str) -> str:
+    """primary or standby: what the node at host:port says it is."""
+    host, _, port = address.rpartition(":")
+    config = settings.DATABASES["default"]
+    with psycopg.connect(
+        host=host,
+        port=port,
+        dbname=config["NAME"],
+        user=config["USER"],
+        password=config["PASSWORD"],
+        connect_timeout=2,  # libpq's minimum; a refused connection fails at once
+        options=f"-c statement_timeout={int(NODE_TIMEOUT * 1000)}",
+    ) as conn:
+        in_recovery = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+    return "standby" if in_recovery and in_recovery[0] else "primary"
+
+
+def _database() -> dict[str, object]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
+    nodes = [f"{host}:{port}" for host, port in database_nodes()]
+    if len(nodes) < 2 or connection.vendor != "postgresql":
+        return {}
+    roles = _states(nodes, _postgres_role)
+    return {
+        "nodes": {node: "down" if role == "down" else "up" for node, role in roles.items()},
+        "primary": next((node for node, role in roles.items() if role == "primary"), None),
+        "standbys": [node for node, role in roles.items() if role == "standby"],
+    }
 
 
 def _elasticsearch() -> dict[str, object]:

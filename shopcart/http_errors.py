@@ -5,6 +5,8 @@ handlers (installed on the NinjaAPI by shopcart/api.py)."""
 from __future__ import annotations
 
 import redis.exceptions
+from django.db import InterfaceError as DatabaseInterfaceError
+from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 from ninja import NinjaAPI, Schema
@@ -25,8 +27,12 @@ from shopcart.errors import (
 from shopcart.eventbus import EventBusUnavailable
 from shopcart.request_bodies import INVALID_TEXT_MESSAGE, UnpairedSurrogates, UnsupportedMediaType
 
-# Exceptions raised when Redis or NATS cannot be reached; each becomes a 503 (Elasticsearch: es.is_unavailable).
+# Exceptions raised when the database, Redis or NATS cannot be reached; each becomes a 503 (Elasticsearch:
+# es.is_unavailable). Django raises OperationalError for a server that is down, restarting or read-only (a
+# standby), InterfaceError for a connection that broke under it.
 DEPENDENCY_ERRORS: dict[type[BaseException], str] = {
+    DatabaseOperationalError: "database",
+    DatabaseInterfaceError: "database",
     redis.exceptions.ConnectionError: "redis",
     redis.exceptions.TimeoutError: "redis",
     EventBusUnavailable: "nats",
@@ -42,6 +48,13 @@ def unavailable_dependency(exc: BaseException | None) -> str | None:
         if isinstance(exc, exc_type):
             return name
     return None
+
+
+def unavailable_message(dependency: str) -> str:
+    """What the 503 says. A database commit whose answer was lost (its server died at that moment) may have
+    been applied, so for the database it does not claim that nothing was changed."""
+    outcome = "" if dependency == "database" else "Nothing was changed. "
+    return f"A service the shop needs ({dependency}) is not responding. {outcome}Please try again shortly."
 
 
 def wants_json(request: HttpRequest) -> bool:
@@ -181,7 +194,7 @@ def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
     response = error_response(
         status=503,
         code="service_unavailable",
-        message=f"A service the shop needs ({dependency}) is not responding. Nothing was changed; retry shortly.",
+        message=unavailable_message(dependency),
     )
     response["Retry-After"] = "5"
     return response

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_safe
 from cart import relay
 from shopcart import lifecycle
 from shopcart.health import run_checks
-from shopcart.http_errors import error_page, unavailable_dependency, wants_json
+from shopcart.http_errors import error_page, unavailable_dependency, unavailable_message, wants_json
 
 logger = logging.getLogger(__name__)
 
@@ -114,9 +114,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
         status=503,
         code="service_unavailable",
         title="Temporarily unavailable",
-        message=(
-            f"A service the shop needs ({dependency}) is not responding. Nothing was changed; please try again shortly."
-        ),
+        message=unavailable_message(dependency),
     )
     response["Retry-After"] = "5"
     return response

@@ -17,7 +17,7 @@ from django.conf import settings
 from shopcart.service_urls import split_urls
 
 # The shared fixtures (tests/support/): registered here, so no test module imports a fixture by name.
-pytest_plugins = ["tests.support.accounts", "tests.support.cart"]
+pytest_plugins = ["tests.support.accounts", "tests.support.cart", "tests.support.database"]
 
 START_HINT = "Start the local stack with: make services-up   (or run the whole suite with: make test)"
 
@@ -37,6 +37,23 @@ def _elasticsearch_up(url: str) -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+def _postgres_problem() -> str | None:
+    """Why the suite cannot use its database server, or None."""
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] != "django.db.backends.postgresql":
+        return (
+            f"PostgreSQL (DATABASE_URL names {database['ENGINE']}; the suite runs on PostgreSQL, the database "
+            "production uses: unset DATABASE_URL for the local stack's server)"
+        )
+    from tests.support.database import admin_connection
+
+    try:
+        admin_connection().close()
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means it is not there
+        return f"PostgreSQL at {database['HOST']}:{database['PORT']} ({type(exc).__name__})"
+    return None
 
 
 def _mailcatcher_up(url: str) -> bool:
@@ -73,6 +90,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 def _require_services() -> None:
     missing = []
+    if problem := _postgres_problem():
+        missing.append(problem)
     # With several addresses, the first must answer (the suite runs on one local node of each).
     if not _elasticsearch_up(split_urls(settings.ELASTICSEARCH_URL)[0]):
         missing.append(f"Elasticsearch at {settings.ELASTICSEARCH_URL}")
@@ -90,10 +109,11 @@ def _require_services() -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _clean_test_data(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Each run has its own index prefix and cache prefix; remove both afterwards."""
+    """Each run has its own index prefix, cache prefix and databases; remove them afterwards."""
     from django.core.cache import cache
 
     from shopcart import es
+    from tests.support.database import drop_run_databases
 
     yield
     if not _needs_services(request.session):
@@ -103,3 +123,4 @@ def _clean_test_data(request: pytest.FixtureRequest) -> Iterator[None]:
     if names:
         es.client().indices.delete(index=",".join(names))
     cache.delete_pattern("*")
+    drop_run_databases()

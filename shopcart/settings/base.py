@@ -89,12 +89,25 @@ TEMPLATES = [
     },
 ]
 
-# Django's own tables (users, admin). SQLite locally; Postgres in docker-compose via DATABASE_URL.
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# Django's own tables (users, admin) on PostgreSQL: by default the local stack's server (make services-up,
+# POSTGRES_PORT); several hosts in one URL (`postgres://u@h1:p1,h2:p2/db?target_session_attrs=read-write`) reach
+# whichever node is the primary. `sqlite:///path` works too, for one process on one machine (README).
+POSTGRES_PORT = env.int("POSTGRES_PORT", default=5433)
+DATABASES = {"default": env.db("DATABASE_URL", default=f"postgres://shopcart@127.0.0.1:{POSTGRES_PORT}/shopcart")}
+# Connections are reused across requests, and checked before the first query of each request, so a
+# connection a database restart or failover broke is replaced by the next request without a restart.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A node that accepts no connection is left after this many seconds (libpq's minimum is 2) for the
+    # next host of the URL, or a 503; libpq's default waits for as long as TCP does.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=2)
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
+# ModelBackend, with the session's user read through the auth cache (accounts/backends.py).
+AUTHENTICATION_BACKENDS = ["accounts.backends.CachedUserBackend"]
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/"

@@ -240,6 +240,25 @@ def test_login_throttling_answers_429_and_expires(browser: Client, ann: User, se
     assert logged_in_user_id(browser) == str(ann.pk)
 
 
+def test_a_signed_in_page_reads_its_user_from_the_cache_not_the_database(
+    browser: Client, ann: User, django_assert_num_queries: Any
+) -> None:
+    """The session's user comes through the auth cache (accounts/backends.py), as a token's does: a
+    signed-in page needs no database query, and keeps working while the database fails over."""
+    assert submit_login(browser, "ann@example.com", PASSWORD).status_code == 302
+    assert browser.get("/accounts/password/").status_code == 200  # the first read fills the entry
+
+    with django_assert_num_queries(0):
+        page = browser.get("/accounts/password/")
+    assert page.status_code == 200
+    assert page.context["user"] == ann
+    assert "Ann" in page.content.decode()
+
+    ann.set_password("another-Long-password-2")
+    ann.save()  # a new version: the cached entry is not served again
+    assert browser.get("/accounts/password/").status_code == 302  # the session of the old password ends
+
+
 # --- log out ----------------------------------------------------------------------------------
 
 

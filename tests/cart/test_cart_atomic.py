@@ -107,7 +107,7 @@ def test_the_request_publishes_its_own_event_at_once_and_the_next_write_leaves_i
 
 
 @pytest.fixture(params=["relay-command", "relay-thread"])
-def killing_server(request: pytest.FixtureRequest, tmp_path: Path, settings: Any) -> Any:
+def killing_server(request: pytest.FixtureRequest, tmp_path: Path, settings: Any, own_database_url: str) -> Any:
     """gunicorn whose workers SIGKILL themselves right after each acknowledged cart write; one user with
     a token. `relay-command`: no relay thread anywhere, so only the relay command the test runs can
     publish; `relay-thread`: the workers' relay threads (the respawned worker's) publish on their own."""
@@ -117,7 +117,7 @@ def killing_server(request: pytest.FixtureRequest, tmp_path: Path, settings: Any
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "shopcart.settings.test",
         "SHOPCART_TEST_RUN_ID": settings.TEST_RUN_ID,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "DATABASE_URL": own_database_url,
         "CART_EVENTS_STREAM": settings.CART_EVENTS_STREAM,
         "CART_EVENTS_SUBJECT_PREFIX": settings.CART_EVENTS_SUBJECT_PREFIX,
         "CART_RELAY_THREAD": "true" if threads else "false",

@@ -32,13 +32,13 @@ ADDS_PER_THREAD = 20
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """gunicorn on a free port with the test settings, its own SQLite file and one user with a token."""
+def server(tmp_path: Path, own_database_url: str) -> Iterator[dict[str, Any]]:
+    """gunicorn on a free port with the test settings, its own database and one user with a token."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "shopcart.settings.test",
         "SHOPCART_TEST_RUN_ID": settings.TEST_RUN_ID,  # the same index and cache prefixes as this process
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "DATABASE_URL": own_database_url,
         "CART_MAX_QUANTITY_PER_LINE": "5000",
         "CART_EVENTS_STREAM": settings.CART_EVENTS_STREAM,
         "CART_EVENTS_SUBJECT_PREFIX": settings.CART_EVENTS_SUBJECT_PREFIX,

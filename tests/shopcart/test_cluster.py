@@ -1,5 +1,6 @@
-"""Cluster faults: nodes of a 3-node Elasticsearch, NATS and Redis (Sentinel) cluster killed or hung
-under the app's load, through real gunicorn replicas and real HTTP clients.
+"""Cluster faults: nodes of a 3-node Elasticsearch, NATS and Redis (Sentinel) cluster and of a PostgreSQL
+primary + hot standby killed or hung under the app's load, through real gunicorn replicas and real HTTP
+clients.
 
 The module starts the clustered stack itself (`devstack/cluster.sh up`, on its own ports, beside the
 shared single-node stack; an already running cluster is used as it is and left running) and stops it
@@ -14,7 +15,12 @@ client would. For each fault the test asserts, and prints one line of figures:
 * no 500, and 503s only inside the failover windows (after the fault, after the node's return);
 * adds work again within 10 s (Elasticsearch, Redis) and events flow again within 15 s (NATS);
 * after the node returns, the cluster is healthy again (ES green with 3 nodes, every NATS server
-  current, Sentinel quorum and a linked replica).
+  current, Sentinel quorum and a linked replica, a PostgreSQL standby streaming from the primary).
+
+The PostgreSQL primary's death adds sign-ups and log-ins to the load, and the promotion of the standby
+the way docs/operations.md tells an operator to; it asserts what that page promises: sign-ups and
+log-ins get 503s (never a 500) only until shortly after the promotion, Bearer cart writes never fail,
+and no acknowledged account is lost (replication is synchronous).
 
 `make test-cluster` runs this module (`pytest -m cluster`); it is also part of `make test`. The
 figures are collected in docs/operations.md.
@@ -35,8 +41,11 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import environ
+import psycopg
 import pytest
 import redis
 from django.conf import settings
@@ -45,7 +54,8 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from shopcart.eventbus import NatsPublisher
 from shopcart.service_urls import split_urls
-from tests.support import ROOT
+from tests.support import ROOT, unique
+from tests.support.database import own_database
 from tests.support.gunicorn import gunicorn, manage
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -62,6 +72,8 @@ RETRY_FOR = 45.0  # a shopper retries one add (same key) for this long at most
 ADDS_WITHIN = 10.0  # adds work again this long after the fault at most (Elasticsearch, Redis)
 EVENTS_WITHIN = 15.0  # events are stored again this long after a NATS fault at most
 HEALTHY_WITHIN = 90.0
+PROMOTE_AFTER = 2.0  # the operator (or a watchdog) promotes the PostgreSQL standby this long after the kill
+ACCOUNTS_WITHIN = 10.0  # sign-ups and log-ins work again this long after the promotion at most
 PASSWORD = "a-Long-password-1"
 FIGURES: list[str] = []
 
@@ -87,6 +99,24 @@ class Cluster:
     env: dict[str, str]
     es: Elasticsearch
     nats: NatsPublisher
+
+    @property
+    def database(self) -> dict[str, Any]:
+        """The Django database setting of the cluster's PostgreSQL (both nodes, the primary found by libpq)."""
+        return environ.Env.db_url_config(self.env["DATABASE_URL"])
+
+    def postgres_primary(self) -> str:
+        """pg1 or pg2: the node that is the primary now (roles swap with each failover)."""
+        for line in cluster_script("status", check=False).stdout.splitlines():
+            if line.startswith("postgres primary: pg"):
+                return line.removeprefix("postgres primary: ")
+        pytest.fail("no PostgreSQL primary")
+
+    def postgres_address(self, node: str) -> str:
+        hosts = str(self.database["HOST"]).split(",")
+        ports = str(self.database["PORT"]).split(",")
+        index = int(node.removeprefix("pg")) - 1
+        return f"{hosts[index]}:{ports[index]}"
 
     def pid(self, node: str) -> int:
         return int(cluster_script("pid", node).stdout.strip())
@@ -203,7 +233,7 @@ from catalog.services import ProductInput, create_product
 users = []
 for i in range({users}):
     user = User.objects.create_user(email=f"shopper{{i}}@cluster.example.com", password={password!r}, name="Shopper")
-    users.append({{"id": user.pk, "token": issue_token(user=user).auth_token}})
+    users.append({{"id": user.pk, "email": user.email, "token": issue_token(user=user).auth_token}})
 product = create_product(data=ProductInput(sku="CLUSTER-1", name="Cluster test product", description="",
                                            category="Test", price=Decimal("1.00"), currency="USD", stock=1000000))
 ensure_cart_index()
@@ -220,6 +250,7 @@ class Shop:
     product: str
     stream: str
     carts_alias: str
+    database: str  # the replicas' DATABASE_URL, on the cluster's PostgreSQL
     expected_events: int = 0  # every event the stream should hold so far
 
     def shoppers(self, count: int = SHOPPERS) -> list[dict[str, Any]]:
@@ -231,6 +262,11 @@ class Shop:
 @pytest.fixture(scope="module")
 def shop(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
     tmp = tmp_path_factory.mktemp("cluster")
+    with own_database("cluster", server=cluster.database) as database:
+        yield from _shop(cluster, tmp, database)
+
+
+def _shop(cluster: Cluster, tmp: Path, database: str) -> Iterator[Shop]:
     tag = uuid.uuid4().hex[:8]
     stream = f"CART_CLUSTER_{settings.TEST_RUN_ID}_{tag}".upper()
     env = {
@@ -238,7 +274,7 @@ def shop(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         **cluster.env,
         "DJANGO_SETTINGS_MODULE": "shopcart.settings.test",
         "SHOPCART_TEST_RUN_ID": settings.TEST_RUN_ID,
-        "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
+        "DATABASE_URL": database,
         "CART_MAX_QUANTITY_PER_LINE": "5000",
         "CART_EVENTS_STREAM": stream,
         "CART_EVENTS_SUBJECT_PREFIX": f"cluster{settings.TEST_RUN_ID}{tag}.cart",
@@ -250,8 +286,7 @@ def shop(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "GUNICORN_THREADS": "8",
         "GUNICORN_ACCESSLOG": "/dev/null",
     }
-    manage("migrate", "--noinput", "-v", "0", env=env)
-    out = manage("shell", "-c", _SETUP.format(users=SHOPPERS * 6, password=PASSWORD), env=env)
+    out = manage("shell", "-c", _SETUP.format(users=SHOPPERS * 8, password=PASSWORD), env=env)
     setup = json.loads(out.split("SETUP=")[-1])
     faulty_env = {**env, "CART_FAULT_AFTER_WRITE": "kill", "GUNICORN_WORKERS": "1", "GUNICORN_THREADS": "2"}
     try:
@@ -265,6 +300,7 @@ def shop(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                 product=setup["product"],
                 stream=stream,
                 carts_alias=f"{settings.ELASTICSEARCH_INDEX_PREFIX}-carts",
+                database=database,
             )
     finally:
 
@@ -525,6 +561,11 @@ def test_readyz_lists_every_node_of_each_cluster(shop: Shop, cluster: Cluster) -
     assert checks["redis"]["sentinels"] == dict.fromkeys(split_urls(cluster.env["REDIS_SENTINELS"]), "up")
     assert list(checks["redis"]["replicas"].values()) == ["up"]
     assert checks["redis"]["primary"] not in checks["redis"]["replicas"]
+    nodes = [cluster.postgres_address(node) for node in ("pg1", "pg2")]
+    assert checks["database"]["nodes"] == dict.fromkeys(nodes, "up")
+    primary = cluster.postgres_address(cluster.postgres_primary())
+    assert checks["database"]["primary"] == primary
+    assert checks["database"]["standbys"] == [node for node in nodes if node != primary]
 
 
 def test_sigkill_of_the_elasticsearch_node_holding_the_carts_primary(
@@ -627,3 +668,148 @@ def test_sigkill_of_an_app_worker_right_after_its_cart_write(
     broken = [a for a in victim.attempts if a.status == 0]
     assert len(broken) == 3, f"the faulty replica's worker should have died 3 times: {victim.attempts}"
     assert victim.acknowledged == cart_quantity(shop.ports[0], token=victim.user["token"], product=shop.product) == 3
+
+
+# -- the database --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountAttempt:
+    what: str  # "sign-up" or "log-in"
+    started: float
+    ended: float
+    status: int  # 0: the connection broke (no HTTP answer)
+    email: str
+
+
+def post_json(port: int, path: str, body: dict[str, Any]) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+@dataclass
+class Newcomers:
+    """Sign-ups (each a new address) and log-ins (of users no shopper uses), in turn, through the replicas:
+    the requests that need the database."""
+
+    shop: Shop
+    members: list[dict[str, Any]]
+    attempts: list[AccountAttempt] = field(default_factory=list)
+
+    def run(self, stop: threading.Event) -> None:
+        for turn in itertools.count():
+            if stop.is_set():
+                return
+            port = self.shop.ports[turn % len(self.shop.ports)]
+            if turn % 2:
+                what, email = "log-in", self.members[turn % len(self.members)]["email"]
+                path = "/api/login"
+                body = {"email": email, "password": PASSWORD}
+            else:
+                what, email = "sign-up", f"{unique('newcomer')}@cluster.example.com"
+                path = "/api/register"
+                body = {"name": "Newcomer", "email": email, "password": PASSWORD}
+            started = time.time()
+            try:
+                status = post_json(port, path, body)
+            except (OSError, http.client.HTTPException):
+                status = 0
+            self.attempts.append(AccountAttempt(what, started, time.time(), status, email))
+            time.sleep(PAUSE)
+
+
+def accounts_in(database_url: str, emails: list[str]) -> set[str]:
+    """Which of `emails` have an account, asked of the primary."""
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT email FROM accounts_user WHERE email = ANY(%s)", (emails,)).fetchall()
+    return {row[0] for row in rows}
+
+
+def test_sigkill_of_the_postgresql_primary(shop: Shop, cluster: Cluster, capsys: pytest.CaptureFixture[str]) -> None:
+    """The primary dies while shoppers add to their carts and newcomers sign up and log in; the operator
+    promotes the standby (docs/operations.md) and later rebuilds the old primary as the new standby."""
+    old_primary = cluster.postgres_primary()
+    standby = "pg2" if old_primary == "pg1" else "pg1"
+    newcomers = Newcomers(shop=shop, members=shop.shoppers(2))
+    killed: list[float] = []
+    promoted: list[float] = []
+
+    def kill() -> None:
+        killed.append(time.time())
+        cluster.signal(old_primary, signal.SIGKILL)
+
+    def promote_like_an_operator() -> None:
+        time.sleep(PROMOTE_AFTER)  # the operator sees /readyz and the alert, and checks the primary is gone
+        cluster_script("promote", standby)
+        promoted.append(time.time())
+        expected = {"nodes": {cluster.postgres_address(old_primary): "down", cluster.postgres_address(standby): "up"}}
+        deadline = time.monotonic() + ACCOUNTS_WITHIN
+        while True:  # /readyz names the new primary and the dead node once the replica has reconnected
+            status, body = readyz(shop.ports[0])
+            database = body["checks"]["database"]
+            if status == 200 and database.get("nodes") == expected["nodes"]:
+                assert database["primary"] == cluster.postgres_address(standby), body
+                return
+            assert time.monotonic() < deadline, body
+            time.sleep(0.2)
+
+    stop = threading.Event()
+    thread = threading.Thread(target=newcomers.run, args=(stop,))
+    thread.start()
+    try:
+        run_fault(
+            "postgres-kill-primary",
+            shop,
+            cluster,
+            capsys,
+            inject=kill,
+            restore=lambda: cluster_script("rebuild-standby", old_primary),
+            hold=DOWN_FOR,
+            during=promote_like_an_operator,
+        )
+    finally:
+        stop.set()
+        thread.join(timeout=RETRY_FOR + 30)
+
+    assert promoted, "the standby was not promoted"
+    attempts = sorted(newcomers.attempts, key=lambda a: a.started)
+    statuses = Counter((a.what, a.status) for a in attempts)
+    failed = [a for a in attempts if a.status not in (200, 201)]
+    problems = [f"{a.what} {a.email} answered {a.status}" for a in failed if a.status != 503]
+    # A 503 only in requests that overlap the window from the kill to ACCOUNTS_WITHIN after the promotion.
+    late = [a for a in failed if a.started > promoted[0] + ACCOUNTS_WITHIN or a.ended < killed[0]]
+    if late:
+        problems.append(f"{len(late)} failed sign-ups or log-ins outside the window, first {late[0]}")
+    if not any(a.status == 503 for a in failed):
+        problems.append("no sign-up or log-in met the outage")
+    last_failure = max((a.started for a in failed), default=promoted[0])
+    recovered = [a.ended for a in attempts if a.status in (200, 201) and a.started > last_failure]
+    # From the promotion to the first success after the last failure (0 when that one was already under way).
+    restored = max(0.0, (min(recovered) if recovered else time.time()) - promoted[0])
+    if restored > ACCOUNTS_WITHIN:
+        problems.append(f"sign-ups and log-ins work again only {restored:.1f}s after the promotion")
+    # Synchronous replication: every account acknowledged (201) is on the new primary.
+    acknowledged = [a.email for a in attempts if a.what == "sign-up" and a.status == 201]
+    found = accounts_in(shop.database, acknowledged)
+    if lost := sorted(set(acknowledged) - found):
+        problems.append(f"{len(lost)} acknowledged accounts lost, e.g. {lost[:3]}")
+
+    line = (
+        f"FAULT postgres-kill-primary (accounts): sign-ups ok={statuses[('sign-up', 201)]}, "
+        f"503={statuses[('sign-up', 503)]}; log-ins ok={statuses[('log-in', 200)]}, 503={statuses[('log-in', 503)]}; "
+        f"500={sum(count for (_, status), count in statuses.items() if status == 500)}; "
+        f"failing for {(max(a.ended for a in failed) - min(a.started for a in failed)) if failed else 0:.1f}s; "
+        f"restored {restored:.1f}s after the promotion ({promoted[0] - killed[0]:.1f}s after the kill); "
+        f"acknowledged accounts {len(found)}/{len(acknowledged)} found"
+    )
+    FIGURES.append(line)
+    with capsys.disabled():
+        print(f"\n{line}")
+    assert not problems, line + "\n" + "\n".join(problems)
+    assert cluster.postgres_primary() == standby

@@ -13,6 +13,7 @@ from pathlib import Path
 import elasticsearch
 import pytest
 import yaml
+from django.conf import settings
 
 from tests.support import ROOT
 
@@ -146,15 +147,15 @@ def test_a_secret_key_published_in_the_repository_is_refused(settings_module: st
     assert "SECRET_KEY is a value published in the repository" in result.stderr
 
 
-def test_local_default_database_is_sqlite() -> None:
+def test_the_local_default_database_is_the_stacks_postgresql() -> None:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env["DJANGO_SETTINGS_MODULE"] = "shopcart.settings.base"
     result = subprocess.run(
         [
             sys.executable,
             "-c",
-            "import django; django.setup(); from django.conf import settings; "
-            "print(settings.DATABASES['default']['ENGINE'])",
+            "import django; django.setup(); from django.conf import settings; d = settings.DATABASES['default']; "
+            "print(d['ENGINE'], d['HOST'], d['PORT'], d['NAME'], d['CONN_HEALTH_CHECKS'], d['OPTIONS'])",
         ],
         cwd=ROOT,
         env=env,
@@ -162,7 +163,31 @@ def test_local_default_database_is_sqlite() -> None:
         text=True,
         timeout=60,
     )
-    assert result.stdout.strip() == "django.db.backends.sqlite3", result.stderr
+    assert result.stdout.split(maxsplit=5) == [
+        "django.db.backends.postgresql",
+        "127.0.0.1",
+        str(settings.POSTGRES_PORT),
+        "shopcart",
+        "True",
+        "{'connect_timeout': 2}\n",
+    ], result.stderr
+
+
+def test_sqlite_still_serves_when_database_url_names_it(tmp_path: Path) -> None:
+    """One process on one machine may keep Django's tables in a file (README): migrate and a user work."""
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "shopcart.settings.test"}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'shop.sqlite3'}"
+    code = (
+        "import django; django.setup(); from django.core.management import call_command; "
+        "call_command('migrate', verbosity=0); from accounts.services import register_user; "
+        "u = register_user(name='Lite', email='Lite@Example.com', password='a-Long-password-1'); "
+        "from django.db import connection; print(connection.vendor, u.email)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.stdout.split() == ["sqlite", "lite@example.com"], result.stderr
+    assert (tmp_path / "shop.sqlite3").stat().st_size > 0
 
 
 def _pins(path: Path) -> dict[str, str]:

@@ -39,6 +39,7 @@ import pytest
 import redis.exceptions
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connections
 from django.test import Client
 
 from cart import events, selectors
@@ -46,6 +47,7 @@ from shopcart.eventbus import EventBusUnavailable, NatsPublisher
 from tests.support import ROOT, unique
 from tests.support.api import api_client
 from tests.support.cart import delete_stream, make_product, make_user, stream_messages
+from tests.support.database import own_database
 from tests.support.gunicorn import gunicorn, manage
 from tests.support.polling import stays_true, wait_for
 from tests.support.stack import stack
@@ -53,8 +55,15 @@ from tests.support.stack import stack
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 OPERATIONS_DOC = ROOT / "docs" / "operations.md"
-SERVICES = ("elasticsearch", "redis", "nats")
-DOC_COLUMNS = {"elasticsearch": "Elasticsearch down", "redis": "Redis down", "nats": "NATS down"}
+SERVICES = ("elasticsearch", "redis", "nats", "postgres")
+DOC_COLUMNS = {
+    "elasticsearch": "Elasticsearch down",
+    "redis": "Redis down",
+    "nats": "NATS down",
+    "postgres": "PostgreSQL down",
+}
+# The name /readyz gives each service's check.
+READYZ_CHECKS = {"elasticsearch": "elasticsearch", "redis": "redis", "nats": "nats", "postgres": "database"}
 PASSWORD = "a-Long-password-1"
 RECOVERY_SECONDS = 10.0
 ADDERS = 3  # light load: a few clients, each pausing between requests
@@ -156,7 +165,7 @@ import json
 from accounts.models import User
 from accounts.services import issue_token
 users = {{}}
-for role in ("loader", "prober", "staff"):
+for role in ("loader", "prober", "staff", "member"):
     user = User.objects.create_user(email=role + "@faults.example.com", password={PASSWORD!r}, name=role.title(),
                                     is_staff=role == "staff", is_superuser=role == "staff")
     users[role] = {{"id": user.pk, "email": user.email, "token": issue_token(user=user).auth_token}}
@@ -166,35 +175,35 @@ print("USERS=" + json.dumps(users))
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
-    """gunicorn on a free port with the test settings, its own SQLite file, its own event stream, subject
+    """gunicorn on a free port with the test settings, its own database, its own event stream, subject
     prefix (read from the environment by the settings), and a quick event relay."""
     tmp = tmp_path_factory.mktemp("faults")
     tag = uuid.uuid4().hex[:8]
     stream = f"CART_FAULTS_{settings.TEST_RUN_ID}_{tag}".upper()
     prefix = f"faults{settings.TEST_RUN_ID}{tag}.cart"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "shopcart.settings.test",
-        "SHOPCART_TEST_RUN_ID": settings.TEST_RUN_ID,  # the same index and cache prefixes as this process
-        "DATABASE_URL": f"sqlite:///{tmp / 'db.sqlite3'}",
-        "CART_MAX_QUANTITY_PER_LINE": "5000",
-        "CART_EVENTS_STREAM": stream,
-        "CART_EVENTS_SUBJECT_PREFIX": prefix,
-        "CART_RELAY_INTERVAL": "0.3",
-        "CART_RELAY_GRACE_SECONDS": "1",
-        "GUNICORN_WORKERS": "2",
-        "GUNICORN_THREADS": "4",
-        "GUNICORN_ACCESSLOG": "/dev/null",
-    }
-    manage("migrate", "--noinput", "-v", "0", env=env)
-    created = manage("shell", "-c", _MAKE_USERS, env=env)
-    users = json.loads(created.split("USERS=")[-1])
+    with own_database("faults") as database:
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "shopcart.settings.test",
+            "SHOPCART_TEST_RUN_ID": settings.TEST_RUN_ID,  # the same index and cache prefixes as this process
+            "DATABASE_URL": database,
+            "CART_MAX_QUANTITY_PER_LINE": "5000",
+            "CART_EVENTS_STREAM": stream,
+            "CART_EVENTS_SUBJECT_PREFIX": prefix,
+            "CART_RELAY_INTERVAL": "0.3",
+            "CART_RELAY_GRACE_SECONDS": "1",
+            "GUNICORN_WORKERS": "2",
+            "GUNICORN_THREADS": "4",
+            "GUNICORN_ACCESSLOG": "/dev/null",
+        }
+        created = manage("shell", "-c", _MAKE_USERS, env=env)
+        users = json.loads(created.split("USERS=")[-1])
 
-    try:
-        with gunicorn(env=env, log_path=tmp / "gunicorn.log") as port:
-            yield Shop(port=port, users=users, stream=stream, prefix=prefix, log=tmp / "gunicorn.log")
-    finally:
-        delete_stream(stream)
+        try:
+            with gunicorn(env=env, log_path=tmp / "gunicorn.log") as port:
+                yield Shop(port=port, users=users, stream=stream, prefix=prefix, log=tmp / "gunicorn.log")
+        finally:
+            delete_stream(stream)
 
 
 # -- what a 503 must look like -------------------------------------------------------------------------
@@ -280,9 +289,31 @@ class Load:
                 self._record("read", path, response)
             time.sleep(PAUSE)
 
+    def _accounts(self) -> None:
+        """Log-ins and sign-ups through the API: the requests that need the database."""
+        client = self.shop.browser()
+        login = {"email": self.shop.users["member"]["email"], "password": PASSWORD}
+        index = 0
+        while not self._stop.is_set():
+            index += 1
+            if index % 2:
+                path, body = "/api/login", login
+            else:
+                email = f"{unique('new')}@faults.example.com"
+                path, body = "/api/register", {"name": "New", "email": email, "password": PASSWORD}
+            try:
+                response = client.request("POST", path, json_body=body)
+            except (OSError, http.client.HTTPException) as exc:
+                with self._lock:
+                    self.errors.append(f"POST {path}: {exc!r}")
+            else:
+                self._record("account", path, response)
+            time.sleep(PAUSE)
+
     def start(self) -> None:
         self._threads = [threading.Thread(target=self._adder) for _ in range(ADDERS)]
         self._threads.append(threading.Thread(target=self._reader))
+        self._threads.append(threading.Thread(target=self._accounts))
         for thread in self._threads:
             thread.start()
 
@@ -308,6 +339,8 @@ class Load:
                 found.append(f"add answered {record.status}: {record.response.text[:200]}")
             elif record.what == "read" and record.status != 200:
                 found.append(f"GET {record.path} answered {record.status}")
+            elif record.what == "account" and record.status not in (200, 201):
+                found.append(f"POST {record.path} answered {record.status}: {record.response.text[:200]}")
         return found
 
 
@@ -435,7 +468,7 @@ def _check_probe(service: str, key: str, expected: int, path: str, response: Res
         return f"{key}: {service} down → {response.status}, documented {expected}: {response.text[:200]!r}"
     if path == "/readyz":
         body = response.json()
-        if body["checks"][service]["status"] != "down" or body["status"] != "unavailable":
+        if body["checks"][READYZ_CHECKS[service]]["status"] != "down" or body["status"] != "unavailable":
             return f"/readyz does not name {service}: {body}"
         return None
     if expected == 503:
@@ -450,7 +483,7 @@ def _check_probe(service: str, key: str, expected: int, path: str, response: Res
 def _wait_down(shop: Shop, service: str) -> None:
     def down() -> bool:
         body = shop.browser().get("/readyz").json()
-        return body["checks"][service]["status"] == "down"
+        return body["checks"][READYZ_CHECKS[service]]["status"] == "down"
 
     wait_for(down, timeout=10, interval=0.1)
 
@@ -463,6 +496,10 @@ def _recovered(shop: Shop, service: str, product_id: str, sent: dict[str, int]) 
         return shop.browser("prober").get("/api/user/cart").status == 200
     if service == "redis":
         return shop.browser("prober").get("/api/me").status == 200
+    if service == "postgres":
+        # A log-in reads the account: the replica's pooled connections were broken by the restart.
+        login = {"email": shop.users["prober"]["email"], "password": PASSWORD}
+        return shop.browser().request("POST", "/api/login", json_body=login).status == 200
     # NATS: one add after the restart, and its event reaches the stream (sent at once, or after the
     # relay's grace when an older event of the cart is still in flight). `sent` keeps the add's quantity
     # between polls, so the prober adds once rather than racing its own events.
@@ -497,6 +534,9 @@ def services_restarted() -> Iterator[None]:
     yield
     for service in SERVICES:
         stack("start", service)
+    # This process's own connection to the test database may have been broken by a PostgreSQL restart; the
+    # next test connects anew (tests that use the database run in a transaction on it).
+    connections.close_all()
 
 
 @pytest.mark.usefixtures("services_restarted")
@@ -547,7 +587,11 @@ def test_a_stopped_service_gives_503s_only_where_needed_and_nothing_is_lost(shop
     if service in ("elasticsearch", "redis"):
         assert statuses[("add", 503)] > 0, "the load never met the outage"
     else:
-        assert statuses[("add", 503)] == 0, "adds need no NATS"
+        assert statuses[("add", 503)] == 0, f"adds need no {service}"
+    if service in ("postgres", "redis"):
+        assert statuses[("account", 503)] > 0, "the log-ins and sign-ups never met the outage"
+    else:
+        assert statuses[("account", 503)] == 0, f"log-ins and sign-ups need no {service}"
 
     # No acknowledged add lost, and none applied behind a 503 or 409.
     acknowledged = load.acknowledged

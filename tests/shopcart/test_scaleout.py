@@ -3,8 +3,8 @@ only. It must not matter which replica answers: sessions, CSRF, tokens, throttli
 a replica that is stopped drains, one that is killed costs only its in-flight requests, and one that
 comes back rejoins the rotation.
 
-The replicas are subprocesses: they cannot see pytest-django's test database, so they get a SQLite
-file of their own, migrated here, and every user is created through the API. They share this run's
+The replicas are subprocesses: they cannot see pytest-django's test database, so they share a database of
+their own (tests/support/database.py), and every user is created through the API. They share this run's
 Elasticsearch index prefix and cache prefix (SHOPCART_TEST_RUN_ID), so products created here are theirs.
 Ports 18000 (nginx) and 18101-18103 stay clear of `make run` (8000, 8101-...); SCALEOUT_PORT moves them
 (nginx on it, the replicas from +101), for a second run on the same machine.
@@ -19,7 +19,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -45,6 +44,7 @@ from catalog import services as catalog_services
 from catalog.services import ProductInput
 from tests.support import ROOT
 from tests.support.cart import wipe_cart
+from tests.support.database import own_database
 
 pytestmark = pytest.mark.slow
 
@@ -208,13 +208,18 @@ def wait_until(condition: Callable[[], bool], *, timeout: float, interval: float
 @pytest.fixture(scope="module")
 def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReplicaSet]:
     folder = tmp_path_factory.mktemp("replicas")
+    with own_database("scaleout") as database:
+        yield from _replica_set(folder, database)
+
+
+def _replica_set(folder: Path, database: str) -> Iterator[ReplicaSet]:
     env = {
         # No SECRET_KEY: the replicas find their key as `make run` does, in a key file the first creates.
         **{name: value for name, value in os.environ.items() if name != "SECRET_KEY"},
         "SECRET_KEY_FILE": str(folder / "secret_key"),
         "DJANGO_SETTINGS_MODULE": "shopcart.settings.test",
         "SHOPCART_TEST_RUN_ID": settings.TEST_RUN_ID,
-        "DATABASE_URL": f"sqlite:///{folder / 'replicas.sqlite3'}",
+        "DATABASE_URL": database,
         "REPLICAS_DIR": str(folder),
         "HOST": "127.0.0.1",
         "PORT": str(NGINX_PORT),
@@ -225,15 +230,6 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReplicaSet]:
         "START_TIMEOUT": "60",
         "LOGIN_ADDRESS_FAILURE_LIMIT": str(ADDRESS_LIMIT),
     }
-    migrate = subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert migrate.returncode == 0, migrate.stdout + migrate.stderr
     replica_set = ReplicaSet(folder, env)
     try:
         replica_set.script("up", str(REPLICAS))

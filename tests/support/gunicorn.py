@@ -1,5 +1,6 @@
 """A real gunicorn serving the shop in a subprocess, for tests that need HTTP over real sockets
-(concurrency, faults): the test settings, the caller's environment, its own SQLite file."""
+(concurrency, faults): the test settings, the caller's environment, a database of its own
+(tests/support/database.py)."""
 
 from __future__ import annotations
 
@@ -32,9 +33,8 @@ def manage(*args: str, env: dict[str, str]) -> str:
 
 
 def user_with_token(*, env: dict[str, str], email: str) -> tuple[str, str]:
-    """Migrate the database `env` names (a gunicorn of a test's own) and create a user in it: its id and
-    an API token. Its cart starts empty: the database restarts ids at 1, the carts index is the run's."""
-    manage("migrate", "--noinput", "-v", "0", env=env)
+    """Create a user in the (migrated) database `env` names, a gunicorn's own: its id and an API token. Its
+    cart starts empty: each such database starts ids at 1, while the carts index is the run's."""
     created = manage(
         "shell",
         "-c",

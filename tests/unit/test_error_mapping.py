@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import django.db
 import elastic_transport
 import pytest
 import redis.exceptions
@@ -18,7 +19,13 @@ from cart.errors import CartBusy, CartOutcomeUnknown, IdempotencyKeyReused, Line
 from catalog.errors import ProductNotFound
 from shopcart import errors, es
 from shopcart.eventbus import EventBusUnavailable
-from shopcart.http_errors import STATUS_FOR_KIND, domain_error_response, status_for, unavailable_dependency
+from shopcart.http_errors import (
+    STATUS_FOR_KIND,
+    domain_error_response,
+    status_for,
+    unavailable_dependency,
+    unavailable_message,
+)
 from tests.support.es import api_error
 
 UNAVAILABLE = [
@@ -61,11 +68,20 @@ def test_other_errors_are_not_an_outage(exc: Exception) -> None:
         (redis.exceptions.ConnectionError("refused"), "redis"),
         (redis.exceptions.TimeoutError("slow"), "redis"),
         (EventBusUnavailable("no ack"), "nats"),
+        (django.db.OperationalError("connection refused"), "database"),
+        (django.db.OperationalError("server is in hot standby mode"), "database"),
+        (django.db.InterfaceError("connection already closed"), "database"),
     ],
     ids=repr,
 )
-def test_redis_and_nats_failures_are_outages_too(exc: Exception, name: str) -> None:
+def test_redis_nats_and_database_failures_are_outages_too(exc: Exception, name: str) -> None:
     assert unavailable_dependency(exc) == name
+
+
+def test_a_database_outage_does_not_claim_that_nothing_was_changed() -> None:
+    """A commit whose answer was lost may have been applied; other services' 503s are sure of it."""
+    assert "Nothing was changed" not in unavailable_message("database")
+    assert "Nothing was changed" in unavailable_message("redis")
 
 
 def test_no_exception_is_no_outage() -> None:
