@@ -30,10 +30,10 @@ else
 STACK := bash devstack/stack.sh
 endif
 
-.PHONY: help venv lock services-up services-down services-status migrate seed run dev browser test test-unit test-faults test-cluster lint fmt check-deploy bench clean
+.PHONY: help venv lock services-up services-down services-status migrate seed logins run dev browser test test-unit test-faults test-cluster test-compose compose-images compose-up compose-down lint fmt check-deploy bench clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,9 @@ migrate: services-up
 
 seed: migrate ## Load the demo catalog and users (idempotent)
 	$(PY) manage.py seed
+
+logins: migrate ## Give the demo shopper and the staff user new passwords and print their logins
+	$(PY) manage.py demo_logins
 
 run: migrate ## Serve the seeded shop at http://127.0.0.1:8000 (REPLICAS=N: N gunicorns behind nginx)
 	$(PY) manage.py collectstatic --noinput -v 0
@@ -91,7 +94,7 @@ $(AXE_CORE_STAMP):
 	npm install --prefix .cache/npm --no-save --no-audit --no-fund --loglevel=error axe-core@$(AXE_CORE_VERSION)
 	@touch $@
 
-test: lint services-up browser ## Lint, then the whole suite against the real services
+test: lint services-up browser compose-images ## Lint, then the whole suite against the real services
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: venv ## Only the unit layer (tests/unit/): pure logic in seconds, no services needed
@@ -102,6 +105,23 @@ test-faults: services-up ## Stop and restart PostgreSQL, Elasticsearch, Redis an
 
 test-cluster: services-up ## Kill nodes of a 3-node ES/NATS/Redis cluster under load (starts and stops the cluster)
 	$(BIN)/pytest -m cluster
+
+# The compose files on Podman (docs/adr/0007): Podman, runc and mmdebstrap from Debian on first use, the
+# images in .cache/podman/ (the first build downloads, ~2 min; later ones reuse it).
+COMPOSE := $(PY) devstack/compose.py
+COMPOSE_REPLICAS ?= 3
+
+compose-images: venv ## Build the web image and the backing services' stand-ins for Podman (cached)
+	@$(COMPOSE) images
+
+compose-up: compose-images ## docker-compose.yml in containers, web x COMPOSE_REPLICAS behind nginx on HTTP_PORT (CLUSTER=1: the cluster file)
+	@$(COMPOSE) up $(if $(CLUSTER),--cluster) --scale web=$(COMPOSE_REPLICAS)
+
+compose-down: ## Stop and remove the compose stack's containers (volumes kept; CLUSTER=1: the cluster's)
+	@$(COMPOSE) down $(if $(CLUSTER),--cluster)
+
+test-compose: compose-images ## Build the images and run both compose stacks for real (no local stack needed)
+	$(BIN)/pytest -m compose
 
 $(BIN)/.bench-installed: bench/requirements.txt $(BIN)/.installed
 	$(PY) -m pip install -q -r bench/requirements.txt -c constraints.txt

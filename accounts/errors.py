@@ -22,6 +22,22 @@ class InvalidToken(NotAuthenticated):
     code = "invalid_token"
 
 
+class InvalidAccountChange(Invalid):
+    """A change to one's own account (name, email, password, deletion) failed validation; `fields` maps
+    each field (`name`, `email`, `current_password`, `new_password`) to its messages."""
+
+
+class EmailChangeLinkInvalid(Invalid):
+    """An email-change link that is forged, expired, used, replaced by a newer one, or from before a
+    password change."""
+
+    code = "invalid_link"
+
+
+class EmailChangeThrottled(Throttled):
+    """Too many email-change mails for this account."""
+
+
 class LoginThrottled(Throttled):
     """Too many failed log-ins for this account or from this client address."""
 

@@ -11,8 +11,9 @@ from django.contrib.auth.password_validation import password_validators_help_tex
 from django.core.mail import EmailMultiAlternatives
 from django.template import loader
 
+from accounts import services
 from accounts.models import User, normalize_email
-from accounts.services import EMAIL_TAKEN_MESSAGE
+from accounts.services import EMAIL_TAKEN_MESSAGE, NAME_MAX_LENGTH
 from shopcart.mail import send_later
 
 
@@ -64,6 +65,46 @@ class PasswordResetForm(auth_forms.PasswordResetForm):
         subject = "".join(loader.render_to_string(subject_template_name, context).splitlines())
         body = loader.render_to_string(email_template_name, context)
         send_later(EmailMultiAlternatives(subject, body, from_email, [to_email]))
+
+
+class NameForm(forms.Form):
+    # Neither required nor length-checked here: the service's rule and messages are the API's too.
+    name = forms.CharField(
+        required=False, widget=forms.TextInput(attrs={"autocomplete": "name", "maxlength": NAME_MAX_LENGTH})
+    )
+
+
+def _current_password_field() -> forms.CharField:
+    return forms.CharField(
+        label="Current password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+
+class EmailChangeForm(forms.Form):
+    email = forms.EmailField(
+        label="New email",
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+        help_text="We send a link to the new address; your address changes when you open it.",
+    )
+    current_password = _current_password_field()
+
+
+class DeleteAccountForm(forms.Form):
+    current_password = _current_password_field()
+
+
+class PasswordChangeForm(auth_forms.PasswordChangeForm):
+    """Django's form, with the shop's rule for a new password (accounts.services.new_password_problems:
+    not the current one, then Django's validators). Checked only once the current password is right:
+    otherwise "that is your current password" would tell a guesser what the current one is."""
+
+    def validate_password_for_user(self, user: User, password_field_name: str = "password2") -> None:  # noqa: S107
+        password = self.cleaned_data.get(password_field_name)
+        if password and "old_password" in self.cleaned_data:
+            for message in services.new_password_problems(user=user, password=password):
+                self.add_error(password_field_name, message)
 
 
 class _EmailUniqueMixin:

@@ -4,13 +4,33 @@ from __future__ import annotations
 
 from django.core.cache import cache
 
-from accounts import auth_cache, tokens
+from accounts import auth_cache, email_change, tokens
 from accounts.errors import InvalidToken
 from accounts.models import User, normalize_email
 
 
-def email_taken(*, email: str) -> bool:
-    return User.objects.filter(email__iexact=normalize_email(email)).exists()
+def email_taken(*, email: str, except_user_id: int | None = None) -> bool:
+    """Whether an account (other than `except_user_id`) has this address, in any letter case."""
+    return User.objects.filter(email__iexact=normalize_email(email)).exclude(pk=except_user_id).exists()
+
+
+def pending_email_change(*, user: User) -> str | None:
+    """The address a change is waiting to be confirmed for (its link mailed there), or None."""
+    pending = cache.get(email_change.pending_key(user.pk))
+    return pending.get("email") if isinstance(pending, dict) else None
+
+
+def email_change_for_link(*, token: str) -> tuple[User, str] | None:
+    """The active account and the new address an email-change link is for, if the link still works: well
+    signed, within EMAIL_CHANGE_TIMEOUT, the account's latest change, and no password change since."""
+    claims = email_change.read_token(token)
+    user = User.objects.filter(pk=claims["u"], is_active=True).first() if claims else None
+    if claims is None or user is None:
+        return None
+    pending = cache.get(email_change.pending_key(user.pk))
+    if not email_change.matches(claims, pending=pending, password_hash=user.password):
+        return None
+    return user, str(pending["email"])
 
 
 def user_for_token(*, token: str) -> tuple[User, tokens.TokenClaims] | None:

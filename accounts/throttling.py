@@ -36,6 +36,7 @@ LOGIN_ACCOUNT = "login:account"
 LOGIN_ADDRESS = "login:address"
 LOGIN_ACCOUNT_AT_FAMILIAR_ADDRESS = "login:familiar-account"
 PASSWORD_CHANGE = "password-change:account"  # noqa: S105 (a scope name, not a password)
+EMAIL_CHANGE = "email-change:account"  # mails sent to confirm a new address
 
 
 def _key(scope: str, key: str, kind: str) -> str:

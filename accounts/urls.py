@@ -5,6 +5,11 @@ from accounts import views
 app_name = "accounts"
 
 urlpatterns = [
+    path("", views.account, name="account"),
+    path("email/", views.email_change, name="email_change"),
+    path("email/cancel/", views.email_change_cancel, name="email_change_cancel"),
+    path("email/confirm/<str:token>/", views.email_change_confirm, name="email_change_confirm"),
+    path("delete/", views.account_delete, name="account_delete"),
     path("signup/", views.signup, name="signup"),
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", views.LogoutView.as_view(), name="logout"),

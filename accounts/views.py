@@ -1,30 +1,49 @@
 """Account pages: thin views that parse a form, call a service and render. Django's auth views do
-log-out and password change; sign-up and log-in call accounts.services (throttling, validation)."""
+log-out and password change; sign-up, log-in and the account page (name, email, deletion) call
+accounts.services (throttling, validation)."""
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import urlsplit
 
+from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login as auth_login
+from django.contrib.auth import logout as auth_logout
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import render, resolve_url
+from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse_lazy
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_http_methods, require_POST
 from django.views.generic.edit import FormView
 
-from accounts import services
-from accounts.errors import InvalidCredentials, LoginThrottled, PasswordResetThrottled
-from accounts.forms import LoginForm, PasswordResetForm, SignupForm
+from accounts import selectors, services
+from accounts.errors import (
+    EmailChangeLinkInvalid,
+    EmailTaken,
+    InvalidCredentials,
+    LoginThrottled,
+    PasswordResetThrottled,
+)
+from accounts.forms import (
+    DeleteAccountForm,
+    EmailChangeForm,
+    LoginForm,
+    NameForm,
+    PasswordChangeForm,
+    PasswordResetForm,
+    SignupForm,
+)
 from accounts.http import client_address
-from shopcart.errors import DomainError
+from shopcart.errors import DomainError, Throttled
 
 # Service field names that differ from the form's.
 _SIGNUP_FIELDS = {"name": "name", "email": "email", "password": "password1"}
@@ -37,6 +56,21 @@ def _safe_next(request: HttpRequest) -> str:
     ):
         return candidate
     return resolve_url(settings.LOGIN_REDIRECT_URL)
+
+
+def _add_errors(form: forms.Form, error: DomainError, *, rename: dict[str, str] | None = None) -> None:
+    """A service's refusal on the form: each field's messages on that field (`rename`: the form's name for
+    a service field), anything else above the form."""
+    for field, field_messages in (error.fields or {None: [error.message]}).items():
+        name = (rename or {}).get(field or "", field)
+        for message in field_messages:
+            form.add_error(name if name in form.fields else None, message)
+
+
+def _throttled(response: HttpResponse, error: Throttled) -> HttpResponse:
+    response.status_code = 429
+    response["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def _already_logged_in(request: HttpRequest) -> HttpResponseRedirect:
@@ -63,9 +97,7 @@ def signup(request: HttpRequest) -> HttpResponse:
                 user = services.register_user(name=data["name"], email=data["email"], password=data["password1"])
                 auth_login(request, user)  # new session key (see LoginView); the one backend vouches
         except DomainError as exc:  # InvalidRegistration, EmailTaken
-            for field, field_messages in (exc.fields or {None: [exc.message]}).items():
-                for message in field_messages:
-                    form.add_error(_SIGNUP_FIELDS.get(field or ""), message)
+            _add_errors(form, exc, rename=_SIGNUP_FIELDS)
         else:
             messages.success(request, f"Welcome, {user.name}! Your account is ready.")
             return HttpResponseRedirect(_safe_next(request))
@@ -98,9 +130,7 @@ class LoginView(auth_views.LoginView):
             )
         except LoginThrottled as exc:
             form.add_error(None, exc.message)
-            response = self.render_to_response(self.get_context_data(form=form), status=429)
-            response["Retry-After"] = str(exc.retry_after)
-            return response
+            return _throttled(self.render_to_response(self.get_context_data(form=form)), exc)
         except InvalidCredentials as exc:
             form.add_error(None, exc.message)
             return self.form_invalid(form)
@@ -126,6 +156,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
     template_name = "accounts/password_change.html"
     success_url = reverse_lazy("accounts:password_change_done")
+    form_class = PasswordChangeForm  # the new password must not be the current one
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
@@ -134,9 +165,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
             form = self.get_form_class()(user=request.user)  # unbound: the guess is never looked at
             form.cleaned_data = {}  # what add_error() expects of a form that has been cleaned
             form.add_error(None, exc.message)
-            response = self.render_to_response(self.get_context_data(form=form), status=429)
-            response["Retry-After"] = str(exc.retry_after)
-            return response
+            return _throttled(self.render_to_response(self.get_context_data(form=form)), exc)
         return super().post(request, *args, **kwargs)
 
     def form_invalid(self, form: Any) -> HttpResponse:
@@ -178,9 +207,7 @@ class PasswordResetView(auth_views.PasswordResetView):
             services.allow_password_reset(email=form.cleaned_data["email"], client_address=client_address(self.request))
         except PasswordResetThrottled as exc:
             form.add_error(None, exc.message)
-            response = self.render_to_response(self.get_context_data(form=form), status=429)
-            response["Retry-After"] = str(exc.retry_after)
-            return response
+            return _throttled(self.render_to_response(self.get_context_data(form=form)), exc)
         return super().form_valid(form)
 
 
@@ -200,3 +227,114 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
 
 class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
     template_name = "accounts/password_reset_complete.html"
+
+
+# --- the account page: name, email, password (a page of its own above), deletion --------------------------
+
+
+def _account_page(
+    request: HttpRequest, *, name_form: NameForm | None = None, email_form: EmailChangeForm | None = None
+) -> HttpResponse:
+    user = request.user
+    context = {
+        "name_form": name_form or NameForm(initial={"name": user.name}),
+        "email_form": email_form or EmailChangeForm(),
+        "pending_email": selectors.pending_email_change(user=user),  # type: ignore[arg-type]
+    }
+    return render(request, "accounts/account.html", context)
+
+
+@login_required
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def account(request: HttpRequest) -> HttpResponse:
+    """The account page; its POST saves the name."""
+    if request.method != "POST":
+        return _account_page(request)
+    form = NameForm(request.POST)
+    if form.is_valid():
+        try:
+            services.update_name(user=request.user, name=form.cleaned_data["name"])  # type: ignore[arg-type]
+        except DomainError as exc:
+            _add_errors(form, exc)
+        else:
+            messages.success(request, "Your name is saved.")
+            return redirect("accounts:account")
+    return _account_page(request, name_form=form)
+
+
+@login_required
+@never_cache
+@require_POST
+@sensitive_post_parameters("current_password")
+def email_change(request: HttpRequest) -> HttpResponse:
+    """Mails a confirmation link to the new address; the address changes only when it is followed."""
+    form = EmailChangeForm(request.POST)
+    if form.is_valid():
+        try:
+            email = services.request_email_change(
+                user=request.user,  # type: ignore[arg-type]
+                email=form.cleaned_data["email"],
+                current_password=form.cleaned_data["current_password"],
+                site_url=request.build_absolute_uri("/"),
+            )
+        except Throttled as exc:  # wrong current passwords, or too many mails
+            form.add_error(None, exc.message)
+            return _throttled(_account_page(request, email_form=form), exc)
+        except DomainError as exc:
+            _add_errors(form, exc)
+        else:
+            messages.info(request, f"We sent a link to {email}. Your email address changes when you open it.")
+            return redirect("accounts:account")
+    return _account_page(request, email_form=form)
+
+
+@login_required
+@require_POST
+def email_change_cancel(request: HttpRequest) -> HttpResponse:
+    services.cancel_email_change(user=request.user)  # type: ignore[arg-type]
+    messages.info(request, "The email change was cancelled: its link no longer works.")
+    return redirect("accounts:account")
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+def email_change_confirm(request: HttpRequest, token: str) -> HttpResponse:
+    """The link from the mail: a page with a button (mail scanners open links; only a person's POST
+    changes the address). Works whether or not the browser is logged in."""
+    template = "accounts/email_change_confirm.html"
+    if request.method != "POST":
+        found = selectors.email_change_for_link(token=token)
+        if found is None:
+            return render(request, template, {"error": services.INVALID_LINK_MESSAGE})
+        return render(request, template, {"new_email": found[1]})
+    try:
+        user = services.confirm_email_change(token=token)
+    except EmailChangeLinkInvalid as exc:
+        return render(request, template, {"error": exc.message}, status=400)
+    except EmailTaken as exc:
+        return render(request, template, {"error": exc.message}, status=409)
+    return render(request, "accounts/email_change_done.html", {"email": user.email})
+
+
+@login_required
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
+@sensitive_post_parameters("current_password")
+def account_delete(request: HttpRequest) -> HttpResponse:
+    """Asks for the password, then deletes the account and its cart, and logs out."""
+    form = DeleteAccountForm(request.POST or None)
+    template = "accounts/account_delete.html"
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.delete_account(user=request.user, current_password=form.cleaned_data["current_password"])  # type: ignore[arg-type]
+        except LoginThrottled as exc:
+            form.add_error(None, exc.message)
+            return _throttled(render(request, template, {"form": form}), exc)
+        except DomainError as exc:
+            _add_errors(form, exc)
+        else:
+            auth_logout(request)
+            messages.info(request, "Your account and your cart are deleted. Thank you for shopping with us.")
+            return redirect("/")
+    return render(request, template, {"form": form})

@@ -1,4 +1,4 @@
-"""The cart's commands: add, set a quantity, remove, empty; and deleting a deleted user's cart. Each
+"""The cart's commands: add, set a quantity, remove, empty; and deleting the cart of an account. Each
 validates what does not depend on the cart, then hands the engine (cart.write_engine) a mutation that
 decides on the cart's version: cart.domain's one rule for the product's offer (sold, in the cart's
 currency, within stock and the maximum, also after merging with the existing line)."""
@@ -16,10 +16,12 @@ from cart import events, versions
 from cart.documents import carts_alias, ensure_cart_index
 from cart.domain import MAX_PRODUCT_ID_LENGTH, Cart, Line, check_line, sold
 from cart.errors import LineNotFound, ProductUnavailable, QuantityInvalid, QuantityOverMaximum, quantity_message
+from cart.owners import user_cart_id
 from cart.selectors import read_cart
 from cart.write_engine import Change, Operation, apply, now_iso, user_id_of
 from catalog.selectors import Offer, get_offers
 from shopcart import es
+from shopcart.eventbus import EventBusUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -187,3 +189,16 @@ def delete_cart(*, cart_id: str) -> bool:
     finally:
         versions.forget(cart_id)
     return True
+
+
+def delete_user_cart(*, user_id: int) -> bool:
+    """The cart of an account being deleted: emptied first like any emptying (one `cleared` event listing
+    its lines, written with the change and published at once), then the document deleted (delete_cart).
+    True if there was a document. While an event of this cart cannot be published (NATS down), raises
+    EventBusUnavailable and keeps the document, emptied: the relay sends the event later, and deleting
+    the account again finishes the job. No event is ever deleted with its cart."""
+    cart_id = user_cart_id(user_id)
+    clear_cart(cart_id=cart_id)
+    if events.pending_entries(publish_leftovers(read_cart(cart_id=cart_id))):
+        raise EventBusUnavailable(f"the events of cart {cart_id} could not be published before deleting it")
+    return delete_cart(cart_id=cart_id)

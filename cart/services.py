@@ -4,7 +4,7 @@ module of its own:
 
 * `cart.write_engine`: the concurrency and idempotency engine every write goes through (the last known
   version, one conditional write, conflicts, lost answers, idempotency keys);
-* `cart.commands`: add, set a quantity, remove, empty; deleting a deleted user's cart;
+* `cart.commands`: add, set a quantity, remove, empty; deleting a cart, and the cart of an account;
 * `cart.cleanup`: deleting abandoned guest carts;
 * `cart.merge`: the guest-cart merge protocol at log-in.
 """
@@ -12,7 +12,7 @@ module of its own:
 from __future__ import annotations
 
 from cart.cleanup import delete_abandoned_guest_carts
-from cart.commands import add_item, clear_cart, delete_cart, remove_item, set_quantity
+from cart.commands import add_item, clear_cart, delete_cart, delete_user_cart, remove_item, set_quantity
 from cart.documents import ensure_cart_index as _ensure_cart_index
 from cart.merge import MergedLine, MergeResult, merge_anonymous_cart
 
@@ -23,6 +23,7 @@ __all__ = [
     "clear_cart",
     "delete_abandoned_guest_carts",
     "delete_cart",
+    "delete_user_cart",
     "ensure_cart_index",
     "merge_anonymous_cart",
     "remove_item",

@@ -25,14 +25,16 @@ def merge_cart_on_login(sender: Any, request: HttpRequest | None, user: Any, **k
 
 
 def delete_cart_of_deleted_user(sender: Any, instance: Any, **kwargs: Any) -> None:
-    """A deleted account's cart goes too (after the commit: a rolled-back deletion keeps it), so no
-    later account could ever inherit it, whatever the database does with ids."""
-    cart_id = user_cart_id(instance.pk)
+    """A deleted account's cart goes too, with a `cleared` event for its lines like any emptying (after
+    the commit: a rolled-back deletion keeps it), so no later account could ever inherit it, whatever the
+    database does with ids. The account page and API delete the cart first themselves (and refuse while
+    they cannot); this catches every other deletion (the admin, a shell) and a cart written meanwhile."""
+    user_id = instance.pk
 
     def delete() -> None:
         try:
-            services.delete_cart(cart_id=cart_id)
+            services.delete_user_cart(user_id=user_id)
         except Exception:  # the account is gone either way; an operator can delete the document
-            logger.warning("could not delete cart %s of a deleted user", cart_id, exc_info=True)
+            logger.warning("could not delete cart %s of a deleted user", user_cart_id(user_id), exc_info=True)
 
     transaction.on_commit(delete)

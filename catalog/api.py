@@ -6,8 +6,9 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Query, Router
 
 from catalog import selectors
-from catalog.schemas import ProductOut, ProductPageOut, ProductQuery, page_json
+from catalog.schemas import ProductOut, ProductPageOut, ProductQuery, SuggestionQuery, SuggestionsOut, page_json
 from shopcart.http_errors import COMMON_ERROR_RESPONSES, ErrorOut
+from shopcart.reversing import reverse_once
 
 router = Router(tags=["catalog"])
 # What django-ninja's JSON renderer answers with.
@@ -41,3 +42,21 @@ def list_products(request: HttpRequest, params: Query[ProductQuery]) -> HttpResp
 def get_product(request: HttpRequest, product_id: str) -> ProductOut:
     product = selectors.get_product(product_id=product_id)
     return ProductOut.from_product(product, site_url=request.build_absolute_uri("/"))
+
+
+@router.get(
+    "/suggestions",
+    response={200: SuggestionsOut, **COMMON_ERROR_RESPONSES},
+    summary="Products to suggest while a search is typed",
+    url_name="suggestions",
+)
+def suggestions(request: HttpRequest, params: Query[SuggestionQuery]) -> SuggestionsOut:
+    """What the search box lists under itself as the shopper types: the first `limit` products the search
+    for `q` would list (whole words first, then plurals, then words that begin with the last word typed,
+    then typos). Fewer than 2 characters: none."""
+    found = selectors.suggest_products(query=params.q, limit=params.limit)
+    return SuggestionsOut.of(
+        params.q.strip(),
+        found,
+        product_url=lambda product_id: request.build_absolute_uri(reverse_once("catalog:product_detail", product_id)),
+    )

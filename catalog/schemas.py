@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from urllib.parse import urljoin
 
 from ninja import Field, Schema
 
-from catalog.selectors import MAX_PAGE_SIZE, SORTS, Product, ProductPage
+from catalog.selectors import MAX_PAGE_SIZE, MAX_SUGGESTIONS, SORTS, Product, ProductPage, Suggestion
 from shopcart.money import format_amount
 
 
@@ -94,3 +95,31 @@ def page_json(page: ProductPage, *, site_url: str) -> bytes:
         "facets": [{"category": name, "count": count} for name, count in page.facets],
     }
     return json.dumps(out).encode()
+
+
+class SuggestionQuery(Schema):
+    q: str = Field(
+        "", max_length=200, description="What has been typed so far (2 characters at least, else no suggestions)"
+    )
+    limit: int = Field(6, ge=1, le=MAX_SUGGESTIONS)
+
+
+class SuggestionOut(Schema):
+    id: str
+    name: str
+    category: str
+    url: str = Field(description="Absolute URL of the product's page")
+
+
+class SuggestionsOut(Schema):
+    query: str
+    suggestions: list[SuggestionOut] = Field(description="The first products the search for `query` lists")
+
+    @classmethod
+    def of(cls, query: str, suggestions: list[Suggestion], *, product_url: Callable[[str], str]) -> SuggestionsOut:
+        """`product_url(id)`: the absolute address of a product's page."""
+        items = [
+            SuggestionOut(id=item.id, name=item.name, category=item.category, url=product_url(item.id))
+            for item in suggestions
+        ]
+        return cls(query=query, suggestions=items)

@@ -20,11 +20,11 @@ from elasticsearch import NotFoundError
 from elasticsearch.exceptions import RequestError
 
 from catalog import cache as catalog_cache
-from catalog import images
+from catalog import images, search_words
 
 # Other apps read the catalog through this module only: the cart records the version it priced at.
 from catalog.cache import catalog_version, catalog_version_and_entry  # noqa: F401
-from catalog.documents import ProductDocument, products_alias
+from catalog.documents import PREFIX_MIN_CHARS, ProductDocument, products_alias
 from catalog.errors import ProductNotFound  # raised by get_product; other apps catch it from here
 from shopcart import es
 from shopcart.money import to_decimal
@@ -34,6 +34,9 @@ MAX_PAGE_SIZE = 100
 MAX_RESULT_WINDOW = 10_000
 # Edits a search word may be off by: none below 4 letters, one below 8, two from 8 (see _text_query).
 TYPO_TOLERANCE = "AUTO:4,8"
+TYPO_MIN_LENGTH = 4
+# What shoppers see: deactivated products are only on the staff pages.
+ACTIVE_ONLY = {"term": {"active": True}}
 
 SORTS: dict[str, list[Any]] = {
     "name": [{"name.raw": "asc"}, {"sku": "asc"}],
@@ -237,8 +240,57 @@ def _multi_get(product_ids: list[str], *, source_includes: list[str] | None = No
     return [doc for doc in response["docs"] if doc.get("found")]
 
 
+# How a search ranks (docs/adr/0008): each required word of the query adds the tiers it reaches, so a
+# whole word of the name outranks a singular or plural of it, that the beginning of a name word (the last
+# word, as it is typed), that a word of the category or description, and all of them a typo. A typo's own
+# relevance (weighted down) only orders the matches within a tier.
+NAME_WORD_SCORE = 10.0
+NAME_FORM_SCORE = 8.0
+NAME_PREFIX_SCORE = 6.0
+OTHER_WORD_SCORE = 3.0
+NAME_PHRASE_SCORE = 5.0  # the whole query, in order, in the name
+TYPO_WEIGHT = 0.2
+TEXT_FIELDS = ["name^3", "name.words^2", "category.text^2", "description"]
+OTHER_FIELDS = ["category.text", "description"]
+
+
+def _scored(condition: dict[str, Any], score: float) -> dict[str, Any]:
+    return {"constant_score": {"filter": condition, "boost": score}}
+
+
+def _word_query(word: str, *, last: bool) -> dict[str, Any]:
+    """What one word of the query may match, each way with its tier (NAME_WORD_SCORE...): at least one.
+    The ways overlap as little as they can (a form other than the word itself; a typo only from 4 letters
+    on, where one is allowed): each clause walks all of its matches, and overlapping ones cost
+    Elasticsearch twice the time this query adds to the old one (docs/adr/0008)."""
+    forms = search_words.word_forms(word)
+    # As typed (for a word of letters: the term itself; else analysed, "kit-0001" is "kit" and "0001").
+    exact = (
+        [{"terms": {field: forms}} for field in OTHER_FIELDS]
+        if word.isalpha()
+        else [{"multi_match": {"query": word, "fields": OTHER_FIELDS, "operator": "and"}}]
+    )
+    should = [
+        _scored({"match": {"name": {"query": word, "operator": "and"}}}, NAME_WORD_SCORE),
+        _scored({"bool": {"should": exact}}, OTHER_WORD_SCORE),
+    ]
+    if len(forms) > 1:
+        should.append(_scored({"terms": {"name.words": forms[1:]}}, NAME_FORM_SCORE))
+    if last and word.isalpha() and len(word) >= PREFIX_MIN_CHARS:
+        should.append(_scored({"prefix": {"name.words": word}}, NAME_PREFIX_SCORE))
+    if len(word) >= TYPO_MIN_LENGTH:
+        typo = {"query": word, "fields": TEXT_FIELDS, "fuzziness": TYPO_TOLERANCE, "operator": "and"}
+        should.append({"multi_match": {**typo, "prefix_length": 1, "boost": TYPO_WEIGHT}})
+    return {"bool": {"should": should, "minimum_should_match": 1}}
+
+
 def _text_query(query: str) -> dict[str, Any]:
-    """Every word must match (typos tolerated) in one of the text fields, or the whole query is a SKU.
+    """Every word must match in one of the text fields, or the whole query is a SKU (docs/adr/0008).
+
+    A word matches as written, as its singular or plural (search_words.word_forms: "trains" finds
+    "Toy Train Set"), as the beginning of a name word if it is the last word ("tele" finds
+    "Telescope", while it is being typed), or with a typo. Stop words ("and", "the") are not required
+    when the query has other words, and match only names, as written, when it has not.
 
     Typo tolerance (docs/adr/0004): a word of 4 to 7 letters may be one edit off, a longer one two;
     shorter words and the first letter must be as typed. Those are the usual rules of shop search
@@ -247,23 +299,25 @@ def _text_query(query: str) -> dict[str, Any]:
     per search (4-5 ms of ~5.5 on 100 000 products; ~1.5 ms with these rules, bench/README.md).
     A SKU is an identifier: matched exactly (case-insensitively), never fuzzily, and boosted so that
     typing one finds that product first, ahead of the products that merely share its words."""
-    words = {
-        "multi_match": {
-            "query": query,
-            "fields": ["name^3", "name.words^2", "category.text^2", "description"],
-            "fuzziness": TYPO_TOLERANCE,
-            "operator": "and",
-            "prefix_length": 1,
-        }
-    }
+    words = search_words.query_words(query)
+    required = [(n, word) for n, word in enumerate(words) if not search_words.is_stop_word(word)]
     sku = {"term": {"sku": {"value": query, "case_insensitive": True, "boost": 50}}}
-    return {"should": [words, sku], "minimum_should_match": 1}
+    if required:
+        clauses = [_word_query(word, last=n == len(words) - 1) for n, word in required]
+    elif words:  # only stop words: as written, in the name
+        clauses = [_scored({"match": {"name": word}}, NAME_WORD_SCORE) for word in words]
+    else:
+        return {"should": [sku], "minimum_should_match": 1}
+    text: dict[str, Any] = {"must": clauses}
+    if len(words) > 1:
+        text["should"] = [_scored({"match_phrase": {"name": query}}, NAME_PHRASE_SCORE)]
+    return {"should": [{"bool": text}, sku], "minimum_should_match": 1}
 
 
 def _search_body(*, query: str, category: str, sort: str, start: int, size: int, active_only: bool) -> dict[str, Any]:
     """The search request, as a plain dict: building it with elasticsearch-dsl objects cost ~0.2 ms per
     search, ~10 % of an uncached search's CPU in the app (bench/README.md); the body is the same."""
-    conditions: dict[str, Any] = {"filter": [{"term": {"active": True}}]} if active_only else {}
+    conditions: dict[str, Any] = {"filter": [ACTIVE_ONLY]} if active_only else {}
     if query:
         conditions.update(_text_query(query))
     body: dict[str, Any] = {"query": {"bool": conditions}} if conditions else {}
@@ -375,6 +429,46 @@ def search_products_rendered(
     key = catalog_cache.key("search-rendered", _search_fingerprint(variant, query, category, sort, page, page_size))
     args = {"query": query, "category": category, "sort": sort, "page": page, "page_size": page_size}
     return _cached(key, lambda: render(_run_search(**args, include_inactive=False)))
+
+
+class Suggestion(NamedTuple):
+    """A product the search box offers while the shopper types."""
+
+    id: str
+    name: str
+    category: str
+
+
+# The suggestion list under the search box: its longest, and how much must be typed before it shows.
+MAX_SUGGESTIONS = 10
+SUGGESTIONS_MIN_LENGTH = 2
+
+
+def suggest_products(*, query: str, limit: int = 6) -> list[Suggestion]:
+    """The first `limit` active products the search for `query` lists (best match first), for the
+    suggestion list under the search box; none for fewer than SUGGESTIONS_MIN_LENGTH characters. Cached
+    like the searches, without the counts and facets a suggestion does not show."""
+    query = query.strip()
+    limit = max(1, min(limit, MAX_SUGGESTIONS))
+    if len(query) < SUGGESTIONS_MIN_LENGTH:
+        return []
+    key = catalog_cache.key("suggest", _search_fingerprint(query, limit))
+    return _cached(key, lambda: _run_suggest(query=query, limit=limit))  # type: ignore[no-any-return]
+
+
+def _run_suggest(*, query: str, limit: int) -> list[Suggestion]:
+    body = {
+        "query": {"bool": {"filter": [ACTIVE_ONLY], **_text_query(query)}},
+        "sort": SORTS["relevance"],
+        "size": limit,
+        "_source": ["name", "category"],
+        "track_total_hits": False,
+    }
+    response = es.client().search(index=products_alias(), body=body, filter_path=["hits.hits._id", "hits.hits._source"])
+    return [
+        Suggestion(hit["_id"], hit["_source"]["name"], hit["_source"]["category"])
+        for hit in response.get("hits", {}).get("hits", [])
+    ]
 
 
 def category_names() -> list[str]:

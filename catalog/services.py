@@ -54,6 +54,12 @@ def ensure_product_index() -> bool:
     return indexes.ensure_product_index()
 
 
+def upgrade_product_index() -> int | None:
+    """Reindex into the current mapping if the product index has an older one (`manage.py seed`): the
+    number of products copied, or None when it was current or missing."""
+    return indexes.upgrade_product_index()
+
+
 def drop_all_products() -> None:
     """Start from an empty catalog (`seed --reset`); what was cached about the old one is retired."""
     indexes.recreate_product_index()

@@ -1,6 +1,7 @@
 """Suite-wide fixtures. The tests use the real local services; if one is missing the run stops at
 once and says how to start it, instead of skipping anything. Only a run of nothing but the unit layer
-(tests/unit/, `make test-unit`: pure logic, marked `unit`) needs no services.
+(tests/unit/, `make test-unit`: pure logic, marked `unit`) or of the compose stacks (`make
+test-compose`: they start their own, in containers) needs no services.
 Helpers and fixtures shared by the test modules live in tests/support/."""
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from django.conf import settings
 from shopcart.service_urls import split_urls
 
 # The shared fixtures (tests/support/): registered here, so no test module imports a fixture by name.
-pytest_plugins = ["tests.support.accounts", "tests.support.cart", "tests.support.database"]
+pytest_plugins = ["tests.support.accounts", "tests.support.cart", "tests.support.compose", "tests.support.database"]
 
 START_HINT = "Start the local stack with: make services-up   (or run the whole suite with: make test)"
 
@@ -72,8 +73,9 @@ def _is_unit(item: pytest.Item) -> bool:
 
 
 def _needs_services(session: pytest.Session) -> bool:
-    """False only when every selected test is a unit test (tests/unit/, `make test-unit`)."""
-    return not all(_is_unit(item) for item in session.items)
+    """False only when every selected test is a unit test (tests/unit/, `make test-unit`) or runs the
+    containers, which bring their own services (`make test-compose`)."""
+    return not all(_is_unit(item) or item.get_closest_marker("compose") for item in session.items)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -113,12 +113,10 @@ launch() {
   else
     discovery=(discovery.type=single-node)
   fi
-  # JVM flags: heap + the distribution's system options for netty/log4j (SystemJvmOptions).
-  nohup ${detach[@]+"${detach[@]}"} "$JAVA" -Xms"$ES_HEAP" -Xmx"$ES_HEAP" -XX:+UseG1GC -Xss1m -XX:+ExitOnOutOfMemoryError \
-    -XX:-OmitStackTraceInFastThrow -Djava.awt.headless=true -Dfile.encoding=UTF-8 -Djna.nosys=true \
-    -Dio.netty.noUnsafe=true -Dio.netty.noKeySetOptimization=true -Dio.netty.recycler.maxCapacityPerThread=0 \
-    -Dlog4j.shutdownHookEnabled=false -Dlog4j2.disable.jmx=true -Dlog4j2.formatMsgNoLookups=true \
-    -Djava.locale.providers=CLDR \
+  # JVM flags: heap + jvm.options (the distribution's system options for netty/log4j).
+  local jvm_options
+  mapfile -t jvm_options < <(grep -v -e '^#' -e '^$' "$SCRIPT_DIR/jvm.options")
+  nohup ${detach[@]+"${detach[@]}"} "$JAVA" -Xms"$ES_HEAP" -Xmx"$ES_HEAP" "${jvm_options[@]}" \
     -cp "$classpath" devstack.EsLauncher \
     path.home="$ES_HOME" path.data="$DATA_DIR" path.logs="$LOG_DIR" \
     cluster.name="$ES_CLUSTER_NAME" node.name="$ES_NODE_NAME" "${discovery[@]}" \

@@ -212,6 +212,10 @@ PASSWORD_RESET_EMAIL_LIMIT = env.int("PASSWORD_RESET_EMAIL_LIMIT", default=3)
 PASSWORD_RESET_ADDRESS_LIMIT = env.int("PASSWORD_RESET_ADDRESS_LIMIT", default=20)
 PASSWORD_RESET_WINDOW = env.int("PASSWORD_RESET_WINDOW", default=60 * 60)
 PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=60 * 60)
+# A change of email address (the account page, PATCH-like API) is confirmed by a link mailed to the new
+# address, valid EMAIL_CHANGE_TIMEOUT seconds; at most EMAIL_CHANGE_LIMIT such mails per account per hour.
+EMAIL_CHANGE_TIMEOUT = env.int("EMAIL_CHANGE_TIMEOUT", default=24 * 60 * 60)
+EMAIL_CHANGE_LIMIT = env.int("EMAIL_CHANGE_LIMIT", default=5)
 
 # --- email: a real SMTP server; locally the stack's mail catcher (devstack/mailcatcher.py) ---
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")

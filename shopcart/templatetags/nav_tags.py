@@ -13,9 +13,10 @@ NAV_URLS = {
     "login": "accounts:login",
     "signup": "accounts:signup",
     "logout": "accounts:logout",
-    "password_change": "accounts:password_change",
+    "account": "accounts:account",
     "cart": "cart:detail",
     "search": "catalog:search",
+    "suggestions": "api:suggestions",
 }
 
 

@@ -127,7 +127,7 @@ def test_login_returns_a_bearer_token(ann: User) -> None:
 
     me = client.get("/api/me", **bearer(body["auth_token"]))
     assert me.status_code == 200
-    assert me.json() == {"id": ann.pk, "name": "Ann", "email": "ann@example.com"}
+    assert me.json() == {"id": ann.pk, "name": "Ann", "email": "ann@example.com", "pending_email": None}
 
 
 def test_token_lifetime_follows_the_setting(ann: User, settings: Any) -> None:
@@ -186,7 +186,7 @@ def test_the_token_user_is_cached_until_the_user_changes(ann: User, django_asser
     assert client.get("/api/me", **bearer(token)).status_code == 200
     with django_assert_num_queries(0):
         me = client.get("/api/me", **bearer(token))
-    assert me.json() == {"id": ann.pk, "name": "Ann", "email": "ann@example.com"}
+    assert me.json() == {"id": ann.pk, "name": "Ann", "email": "ann@example.com", "pending_email": None}
 
     ann.name = "Ann B."
     ann.save()

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import re
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,24 +11,21 @@ from django.core import mail
 from django.test import Client
 
 from accounts.models import User
-from shopcart.mail import wait_until_sent
-from tests.support.accounts import PASSWORD, caught, csrf_token, logged_in_user_id, submit_login, wait_for_mail
+from tests.support.accounts import (
+    PASSWORD,
+    caught,
+    csrf_token,
+    logged_in_user_id,
+    submit_login,
+    unique_address,
+    wait_for_mail,
+)
 
 NEW_PASSWORD = "quince-lantern-58"
 LINK = re.compile(r"https?://testserver(/accounts/password/reset/[^/\s]+/[^/\s]+/)")
 
 
-@pytest.fixture(autouse=True)
-def _real_smtp(settings: Any, fresh_throttles: None) -> Iterator[None]:
-    # pytest-django switches the suite to the in-memory backend; these tests use the real SMTP one.
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    yield
-    wait_until_sent()  # nothing of this test is still queued when the settings are restored
-
-
-def unique_address() -> str:
-    # The catcher is shared by every run, so each test gets addresses nobody else uses.
-    return f"reset-{uuid.uuid4().hex[:12]}@example.com"
+pytestmark = pytest.mark.usefixtures("real_smtp", "fresh_throttles")
 
 
 def ask_for_reset(client: Client, email: str):  # type: ignore[no-untyped-def]
@@ -50,7 +45,7 @@ def test_log_in_page_links_to_the_reset_page() -> None:
 
 @pytest.mark.django_db
 def test_reset_by_mail_through_smtp_then_log_in_with_the_new_password(settings: Any) -> None:
-    address = unique_address()
+    address = unique_address("reset")
     user = User.objects.create_user(email=address, password=PASSWORD, name="Rae <b>")
     browser = Client(enforce_csrf_checks=True)
 
@@ -92,7 +87,7 @@ def test_reset_by_mail_through_smtp_then_log_in_with_the_new_password(settings: 
 
 @pytest.mark.django_db
 def test_an_unknown_address_gets_the_same_answer_and_no_mail(settings: Any) -> None:
-    known, unknown = unique_address(), unique_address()
+    known, unknown = unique_address("reset"), unique_address("reset")
     User.objects.create_user(email=known, password=PASSWORD, name="Kim")
 
     answers = [ask_for_reset(Client(enforce_csrf_checks=True), address) for address in (unknown, known)]
@@ -106,7 +101,7 @@ def test_an_unknown_address_gets_the_same_answer_and_no_mail(settings: Any) -> N
 @pytest.mark.django_db
 def test_reset_requests_are_throttled_per_email(settings: Any) -> None:
     settings.PASSWORD_RESET_EMAIL_LIMIT = 2
-    address = unique_address()  # no account: the limit must not tell whether there is one
+    address = unique_address("reset")  # no account: the limit must not tell whether there is one
     statuses = [ask_for_reset(Client(enforce_csrf_checks=True), address.title()).status_code for _ in range(2)]
     assert statuses == [302, 302]
 
@@ -115,14 +110,14 @@ def test_reset_requests_are_throttled_per_email(settings: Any) -> None:
     assert 0 < int(refused["Retry-After"]) <= settings.PASSWORD_RESET_WINDOW
     assert "Too many password-reset requests" in refused.content.decode()
     # Another address from the same client is still served.
-    assert ask_for_reset(Client(enforce_csrf_checks=True), unique_address()).status_code == 302
+    assert ask_for_reset(Client(enforce_csrf_checks=True), unique_address("reset")).status_code == 302
 
 
 @pytest.mark.django_db
 def test_reset_requests_are_throttled_per_client_address(settings: Any) -> None:
     settings.PASSWORD_RESET_ADDRESS_LIMIT = 3
     for _ in range(3):
-        assert ask_for_reset(Client(enforce_csrf_checks=True), unique_address()).status_code == 302
-    assert ask_for_reset(Client(enforce_csrf_checks=True), unique_address()).status_code == 429
+        assert ask_for_reset(Client(enforce_csrf_checks=True), unique_address("reset")).status_code == 302
+    assert ask_for_reset(Client(enforce_csrf_checks=True), unique_address("reset")).status_code == 429
     other_client = Client(enforce_csrf_checks=True, REMOTE_ADDR="10.9.8.7")
-    assert ask_for_reset(other_client, unique_address()).status_code == 302
+    assert ask_for_reset(other_client, unique_address("reset")).status_code == 302

@@ -14,12 +14,15 @@ from collections.abc import Iterator
 from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from accounts.models import User
 from catalog import selectors
 from tests.support import ROOT
+from tests.support.accounts import wait_for_mail
 from tests.support.browser import PASSWORD, SCREENSHOTS, log_in, shot
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -188,11 +191,12 @@ def axe_violations(page: Page) -> list[str]:
     ]
 
 
-def page_problems(page: Page, *, touch: bool = True) -> list[str]:
-    """What is wrong with the page on a phone: sideways scrolling, small targets, heading order, axe."""
+def page_problems(page: Page, *, touch: bool = True, screen_width: int = PHONE["width"]) -> list[str]:
+    """What is wrong with the page on a phone (or a screen that wide): sideways scrolling, small targets,
+    heading order, axe."""
     problems = []
     width = page.evaluate("document.documentElement.scrollWidth")
-    if width > PHONE["width"]:
+    if width > screen_width:
         problems.append(f"{width} px wide")
     if touch:
         problems += [f"{height} px tall: {html}" for html, height in page.evaluate(SMALL_TARGETS_JS, MIN_TARGET)]
@@ -310,3 +314,148 @@ def test_desktop_pages_pass_axe_too(shop: str, page: Page) -> None:
         if found:
             problems[path] = found
     assert problems == {}
+
+
+# --- the search box's suggestions and the account page (issue 17, items 11 and 13), at both widths ----------
+
+WIDTHS = {"desktop": {"width": 1280, "height": 900}, "phone": PHONE}
+
+
+@pytest.fixture(params=list(WIDTHS))
+def screen(request: pytest.FixtureRequest, browser: Browser) -> Iterator[Page]:
+    """A tab at 1280 px, then at 360 px (a phone, touch)."""
+    phone = request.param == "phone"
+    context = browser.new_context(
+        viewport=WIDTHS[request.param], device_scale_factor=2 if phone else 1, is_mobile=phone, has_touch=phone
+    )
+    tab = context.new_page()
+    tab.set_default_timeout(10_000)
+    tab.screen_name = request.param  # type: ignore[attr-defined]
+    yield tab
+    context.close()
+
+
+def screen_problems(page: Page) -> list[str]:
+    width = page.viewport_size["width"]  # type: ignore[index]
+    return page_problems(page, touch=width <= PHONE["width"], screen_width=width)
+
+
+def test_search_suggestions_as_you_type_with_the_keyboard(shop: str, screen: Page) -> None:
+    asked: list[str] = []
+    screen.on("request", lambda request: asked.append(request.url) if "/api/suggestions" in request.url else None)
+    screen.goto(f"{shop}/products/kit-0001")
+    box = screen.locator("header").get_by_role("combobox", name="Search products")
+    listbox = screen.get_by_role("listbox", name="Suggested products")
+    expect(box).to_have_attribute("aria-expanded", "false")
+
+    box.press_sequentially("telesc", delay=40)  # faster than the debounce: one request, not six
+    options = listbox.get_by_role("option")
+    expect(options).to_have_count(3)
+    expect(box).to_have_attribute("aria-expanded", "true")
+    expect(options.first).to_contain_text("Brass Telescope")
+    assert len(asked) == 1, asked
+    shot(screen, f"search-suggestions-{screen.screen_name}")  # type: ignore[attr-defined]
+    assert screen_problems(screen) == []
+    heights = options.evaluate_all("els => els.map(e => e.getBoundingClientRect().height)")
+    assert min(heights) >= MIN_TARGET
+
+    # Down and Up move the highlight (the box keeps the focus: aria-activedescendant), Escape closes.
+    box.press("ArrowDown")
+    first_id = options.nth(0).get_attribute("id")
+    expect(box).to_have_attribute("aria-activedescendant", first_id)
+    expect(options.nth(0)).to_have_attribute("aria-selected", "true")
+    box.press("ArrowDown")
+    expect(options.nth(1)).to_have_attribute("aria-selected", "true")
+    expect(options.nth(0)).to_have_attribute("aria-selected", "false")
+    box.press("ArrowUp")
+    expect(box).to_have_attribute("aria-activedescendant", first_id)
+    box.press("Escape")
+    expect(listbox).to_be_hidden()
+    expect(box).to_have_attribute("aria-expanded", "false")
+
+    # Enter on a highlighted product opens it.
+    box.press("ArrowDown")
+    expect(options.first).to_be_visible()
+    box.press("ArrowDown")
+    target = options.first.get_attribute("data-url")
+    box.press("Enter")
+    screen.wait_for_url(target)
+    expect(screen.locator("h1")).to_contain_text("Brass Telescope")
+
+    # Enter with nothing highlighted searches, as without the list.
+    box = screen.locator("header").get_by_role("combobox", name="Search products")
+    box.fill("trains")
+    expect(screen.get_by_role("listbox").get_by_role("option").first).to_contain_text("Toy Train")
+    box.press("Enter")
+    expect(screen.locator("h1")).to_contain_text("trains")
+    expect(screen.locator(".product-card").first).to_contain_text("Toy Train Set")
+
+
+def test_the_search_box_works_without_javascript(shop: str, browser: Browser) -> None:
+    context = browser.new_context(java_script_enabled=False, viewport=PHONE)
+    page = context.new_page()
+    page.goto(shop)
+    box = page.locator("header").get_by_role("searchbox", name="Search products")
+    box.fill("tele")
+    box.press("Enter")
+    expect(page.locator("h1")).to_contain_text("tele")
+    expect(page.locator(".product-card")).to_have_count(3)
+    context.close()
+
+
+def test_the_account_page_name_email_password_and_deletion(shop: str, screen: Page, settings: Any) -> None:
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"  # the real SMTP catcher
+    tag = uuid.uuid4().hex[:8]
+    email, new_email = f"ada-{tag}@example.com", f"ada-new-{tag}@example.com"
+    User.objects.create_user(email=email, password=PASSWORD, name="Ada")
+    log_in(screen, shop, email=email)
+    screen.locator("header").get_by_role("link", name="Ada (your account)").click()
+    expect(screen.locator("h1")).to_have_text("Your account")
+    assert screen_problems(screen) == []
+    shot(screen, f"account-{screen.screen_name}")  # type: ignore[attr-defined]
+
+    screen.get_by_role("textbox", name="Name").fill("Ada Lovelace")
+    screen.get_by_role("button", name="Save the name").click()
+    expect(screen.locator(".messages")).to_contain_text("Your name is saved.")
+    expect(screen.locator("header")).to_contain_text("Ada Lovelace")
+
+    # The email: a link to the new address, from the mail catcher; the address changes when it is followed.
+    screen.get_by_label("New email").fill(new_email)
+    screen.get_by_label("Current password").fill(PASSWORD)
+    screen.get_by_role("button", name="Send the confirmation link").click()
+    expect(screen.locator(".messages")).to_contain_text(f"We sent a link to {new_email}.")
+    expect(screen.locator("#current-email")).to_have_text(email)
+    assert screen_problems(screen) == []
+    link = re.search(r"https?://\S+/accounts/email/confirm/\S+/", wait_for_mail(settings, new_email)["text"])
+    assert link
+    screen.goto(link.group(0))
+    expect(screen.locator("h1")).to_have_text("Confirm your new email address")
+    assert screen_problems(screen) == []
+    screen.get_by_role("button", name="Confirm the new address").click()
+    expect(screen.locator("h1")).to_have_text("Your email address is changed")
+    screen.goto(f"{shop}/accounts/")
+    expect(screen.locator("#current-email")).to_have_text(new_email)
+
+    # The password: the current one again is refused.
+    screen.get_by_role("link", name="Change your password").click()
+    screen.locator("input[name=old_password]").fill(PASSWORD)
+    screen.locator("input[name=new_password1]").fill(PASSWORD)
+    screen.locator("input[name=new_password2]").fill(PASSWORD)
+    screen.locator("main").get_by_role("button", name="Change password").click()
+    expect(screen.locator("main")).to_contain_text("this one is your current password")
+    assert screen_problems(screen) == []
+
+    # Deleting: the password first; then logged out, the account gone.
+    screen.goto(f"{shop}/accounts/")
+    screen.get_by_role("link", name="Delete your account…").click()
+    expect(screen.locator("h1")).to_have_text("Delete your account")
+    screen.get_by_label("Current password").fill("not-my-password")
+    screen.get_by_role("button", name="Delete my account and my cart").click()
+    expect(screen.locator("#id_current_password_error")).to_contain_text("Your current password is not correct.")
+    assert screen_problems(screen) == []
+    shot(screen, f"account-delete-{screen.screen_name}")  # type: ignore[attr-defined]
+    screen.get_by_label("Current password").fill(PASSWORD)
+    screen.get_by_role("button", name="Delete my account and my cart").click()
+    expect(screen.locator(".messages")).to_contain_text("Your account and your cart are deleted.")
+    expect(screen.locator("header")).to_contain_text("Log in")
+    assert not User.objects.filter(email=new_email).exists()

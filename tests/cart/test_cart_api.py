@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 
 from cart import selectors, write_engine
@@ -265,8 +266,8 @@ def test_the_cart_document_is_the_users_and_nobody_elses() -> None:
 
 def test_the_postman_collection_drives_the_whole_flow() -> None:
     """Runs docs/postman's requests in order through the app, with the collection's variables, the
-    variables its scripts set (email, authToken, productId, idempotencyKey), its headers and the statuses
-    its tests expect."""
+    variables its scripts set (email, newEmail, authToken, productId, idempotencyKey), its headers and the
+    statuses its tests expect: the cart's flow, then the account's (name, email, password, deletion)."""
     import json
     import re
 
@@ -284,6 +285,8 @@ def test_the_postman_collection_drives_the_whole_flow() -> None:
         scripts = {event["listen"]: "\n".join(event["script"]["exec"]) for event in item.get("event", [])}
         if "pm.collectionVariables.set('email'" in scripts.get("prerequest", ""):
             variables["email"] = f"postman-{unique()}@example.com"
+        if "pm.collectionVariables.set('newEmail'" in scripts.get("prerequest", ""):
+            variables["newEmail"] = f"postman-new-{unique()}@example.com"
         if "pm.collectionVariables.set('idempotencyKey'" in scripts.get("prerequest", ""):
             variables["idempotencyKey"] = unique("postman-")
         request = item["request"]
@@ -321,6 +324,7 @@ def test_the_postman_collection_drives_the_whole_flow() -> None:
             assert summary["itemCount"] == 1
     assert variables["authToken"]
     assert variables["productId"]
+    assert not get_user_model().objects.filter(email=variables["email"]).exists()  # the last request deleted it
 
 
 def test_deleting_a_user_deletes_their_cart(django_capture_on_commit_callbacks) -> None:

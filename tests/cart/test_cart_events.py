@@ -9,7 +9,6 @@ import io
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -202,17 +201,6 @@ def test_the_follow_command_prints_the_events() -> None:
     assert [line["event"] for line in lines] == stored
     assert [line["seq"] for line in lines] == [1, 2]
     assert {line["subject"] for line in lines} == {f"{_prefix()}.item_added"}
-
-
-@pytest.fixture
-def relay_thread(settings: Any) -> Iterator[None]:
-    """This process as a relay candidate (as each web worker is), quick, for one test."""
-    settings.CART_RELAY_THREAD = True
-    settings.CART_RELAY_INTERVAL = 0.5
-    settings.CART_RELAY_GRACE_SECONDS = 1.0
-    relay.ensure_relay_thread()
-    yield
-    relay.stop_relay_thread()
 
 
 @pytest.mark.slow

@@ -1,11 +1,15 @@
 """The catalog tests' shared fixtures: the shipped catalog seeded once per test module, under an index
-prefix of that module's own, and used by each test that asks for `catalog`."""
+prefix of that module's own, and used by each test that asks for `catalog`; or an empty catalog of the
+test's own (`empty_catalog`)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
+from django.conf import settings
+from django.test import override_settings
 
 from tests.support import catalog as catalog_support
 
@@ -20,4 +24,11 @@ def seeded_catalog(request: pytest.FixtureRequest, django_db_setup, django_db_bl
 @pytest.fixture
 def catalog(seeded_catalog: str) -> Iterator[str]:
     with catalog_support.using_catalog(seeded_catalog) as prefix:
+        yield prefix
+
+
+@pytest.fixture
+def empty_catalog() -> Iterator[str]:
+    prefix = f"{settings.ELASTICSEARCH_INDEX_PREFIX}-empty{uuid.uuid4().hex[:6]}"
+    with override_settings(ELASTICSEARCH_INDEX_PREFIX=prefix):
         yield prefix

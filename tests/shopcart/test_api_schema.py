@@ -46,15 +46,24 @@ schema = schemathesis.openapi.from_wsgi("/api/openapi.json", application)
 
 
 @pytest.fixture(scope="module")
-def api_token(django_db_setup, django_db_blocker) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """A real user's Bearer token, and the demo catalog in an index prefix of this module's own."""
-    from accounts.models import User
-
+def schema_catalog(django_db_setup, django_db_blocker) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The demo catalog in an index prefix of this module's own."""
     prefix = f"{settings.ELASTICSEARCH_INDEX_PREFIX}-schema{uuid.uuid4().hex[:6]}"
     with override_settings(ELASTICSEARCH_INDEX_PREFIX=prefix), django_db_blocker.unblock():
         call_command("seed", stdout=open(os.devnull, "w"))  # noqa: SIM115
-        user = User.objects.create_user(email=f"fuzz-{uuid.uuid4().hex[:6]}@example.com", password=None, name="Fuzz")
-        yield issue_token(user=user).auth_token
+        yield prefix
+
+
+@pytest.fixture
+def api_token(schema_catalog: str, transactional_db: None) -> str:
+    """A real user's Bearer token, for one operation's cases. Made per test: each test's end empties the
+    tables without a model signal, so a user made once per module would be gone from the database while
+    the auth cache still vouched for it (and a change to one's own account, PATCH /api/me, would find no
+    row). Its password is unusable: no generated case can change the password, email or delete it."""
+    from accounts.models import User
+
+    user = User.objects.create_user(email=f"fuzz-{uuid.uuid4().hex[:6]}@example.com", password=None, name="Fuzz")
+    return issue_token(user=user).auth_token
 
 
 @pytest.mark.slow

@@ -877,7 +877,7 @@ def test_a_set_quantity_with_bad_bodies_is_400(product: Product) -> None:
         ("PUT", CART, {"GET", "HEAD", "POST", "DELETE"}),
         ("PATCH", CART, {"GET", "HEAD", "POST", "DELETE"}),
         ("POST", "/api/products", {"GET", "HEAD"}),
-        ("DELETE", "/api/me", {"GET", "HEAD"}),
+        ("PUT", "/api/me", {"GET", "HEAD", "PATCH", "DELETE"}),
         ("PUT", "/api/logout", {"POST"}),
     ],
 )

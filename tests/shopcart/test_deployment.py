@@ -1,5 +1,6 @@
-"""The container topology and the production settings. Docker cannot run on this machine, so the
-compose file is checked for the structure the scale-out relies on."""
+"""The container topology and the production settings. The compose files are checked here as shipped,
+official images and all, for the structure the scale-out relies on; test_compose.py and
+test_compose_cluster.py bring them up for real (on Podman, with stand-ins for those images)."""
 
 from __future__ import annotations
 

@@ -25,12 +25,10 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
-from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import jwt
 import pytest
@@ -43,8 +41,10 @@ from catalog import indexes
 from catalog import services as catalog_services
 from catalog.services import ProductInput
 from tests.support import ROOT
+from tests.support import http as loopback
 from tests.support.cart import wipe_cart
 from tests.support.database import own_database
+from tests.support.http import Browser, Reply, form_token
 
 pytestmark = pytest.mark.slow
 
@@ -55,92 +55,15 @@ REPLICA_BASE_PORT = NGINX_PORT + 100
 NAMES = {f"replica-{i}" for i in range(1, REPLICAS + 1)}
 PASSWORD = "plum-orchard-91"
 GRACEFUL_TIMEOUT = 10
-CSRF_INPUT = 'name="csrfmiddlewaretoken" value="'
 # Failed log-ins per client address for the replicas: low, so the test reaches it quickly.
 ADDRESS_LIMIT = 8
 
 
-# -- HTTP over loopback, stdlib only -----------------------------------------------------------------
+# -- HTTP over loopback, to this module's nginx --------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    headers: dict[str, str]
-    cookies: dict[str, str]
-    body: bytes
-
-    @property
-    def served_by(self) -> str:
-        return self.headers.get("x-served-by", "")
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    @property
-    def text(self) -> str:
-        return self.body.decode()
-
-
-def call(
-    method: str,
-    path: str,
-    *,
-    port: int = NGINX_PORT,
-    json_body: Any = None,
-    form: dict[str, str] | None = None,
-    token: str | None = None,
-    cookies: dict[str, str] | None = None,
-    source_ip: str | None = None,
-    timeout: float = 15.0,
-) -> Reply:
-    """One request on a fresh connection. `source_ip` (any 127.x.y.z) makes nginx see another client."""
-    source = (source_ip, 0) if source_ip else None
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout, source_address=source)
-    headers: dict[str, str] = {}
-    body: bytes | None = None
-    if json_body is not None:
-        body, headers["Content-Type"] = json.dumps(json_body).encode(), "application/json"
-    if form is not None:
-        body, headers["Content-Type"] = urlencode(form).encode(), "application/x-www-form-urlencoded"
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    if cookies:
-        headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
-    try:
-        connection.request(method, path, body=body, headers=headers)
-        response = connection.getresponse()
-        data = response.read()
-        jar: dict[str, str] = {}
-        for raw in response.headers.get_all("Set-Cookie") or []:
-            parsed: SimpleCookie = SimpleCookie()
-            parsed.load(raw)
-            jar.update({name: morsel.value for name, morsel in parsed.items()})
-        return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, jar, data)
-    finally:
-        connection.close()
-
-
-@dataclass
-class Browser:
-    """Cookies kept between requests, as a browser without JavaScript keeps them."""
-
-    cookies: dict[str, str] = field(default_factory=dict)
-
-    def go(self, method: str, path: str, **kwargs: Any) -> Reply:
-        reply = call(method, path, cookies=self.cookies, **kwargs)
-        for name, value in reply.cookies.items():
-            if value:
-                self.cookies[name] = value
-            else:  # Django deletes a cookie by sending it empty
-                self.cookies.pop(name, None)
-        return reply
-
-
-def form_token(reply: Reply) -> str:
-    assert reply.status == 200, reply.status
-    start = reply.text.index(CSRF_INPUT) + len(CSRF_INPUT)
-    return reply.text[start : reply.text.index('"', start)]
+def call(method: str, path: str, **kwargs: Any) -> Reply:
+    return loopback.call(method, path, **{"port": NGINX_PORT, **kwargs})
 
 
 # -- the replica set ---------------------------------------------------------------------------------
@@ -314,7 +237,7 @@ def test_requests_spread_over_every_replica(replicas: ReplicaSet, products: list
 
 def test_one_session_works_on_every_replica(replicas: ReplicaSet) -> None:
     email = new_user("browser")
-    browser = Browser()
+    browser = Browser(NGINX_PORT)
     login_page = browser.go("GET", "/accounts/login/")
     token = form_token(login_page)
     # The CSRF cookie and form token come from one replica, the round-robin sends the POST to the next.

@@ -10,6 +10,8 @@ by name. The Chromium fixtures are the browser folder's own (tests/browser/conft
 * `browser`: screenshots and the log-in of the browser tests;
 * `es`: Elasticsearch errors as the client raises them;
 * `gunicorn`: a real gunicorn in a subprocess; `stack`: stop and start the local services;
+* `http`: HTTP over loopback to real servers (nginx), cookies and forms as a browser sends them;
+* `compose`: the compose stacks on Podman (devstack/compose.py), brought up, inspected and removed;
 * `polling`: waiting for a condition, or for a bounded quiet period."""
 
 from __future__ import annotations

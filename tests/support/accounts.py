@@ -1,5 +1,6 @@
-"""The accounts side of the tests: a clean throttling slate (a fixture, registered by tests/conftest.py),
-the log-in pages as a browser without JavaScript uses them, and mail read back from the catcher."""
+"""The accounts side of the tests: a clean throttling slate and mail through the real SMTP catcher
+(fixtures, registered by tests/conftest.py), the log-in pages as a browser without JavaScript uses them,
+unique addresses, and mail read back from the catcher."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 import time
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,6 +31,22 @@ def fresh_throttles() -> Iterator[None]:
     cache.delete_pattern(f"{KEY_PREFIX}*")
     yield
     cache.delete_pattern(f"{KEY_PREFIX}*")
+
+
+@pytest.fixture
+def real_smtp(settings: Any) -> Iterator[None]:
+    """Mail through the stack's SMTP mail catcher (pytest-django switches the suite to the in-memory
+    backend); nothing of the test is still queued when the settings are restored."""
+    from shopcart.mail import wait_until_sent
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    yield
+    wait_until_sent()
+
+
+def unique_address(tag: str = "user") -> str:
+    """An address nobody else uses: the catcher is shared by every run."""
+    return f"{tag}-{uuid.uuid4().hex[:12]}@example.com"
 
 
 def csrf_token(client: Client, url: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from elasticsearch import NotFoundError
 
-from cart import versions
+from cart import relay, versions
 from cart.documents import carts_alias, ensure_cart_index
 from catalog.selectors import Product
 from catalog.services import ProductInput, create_product
@@ -49,6 +49,19 @@ def cart_events_env(settings: Any) -> Iterator[dict[str, str]]:
     delete_stream(env["CART_EVENTS_STREAM"])
 
 
+@pytest.fixture
+def relay_thread(settings: Any) -> Iterator[None]:
+    """This process as a relay candidate, quick, for one test: the relay runs in web processes (each
+    gunicorn worker: cart.relay), so a test of in-process requests that waits for it starts one here."""
+    settings.CART_RELAY_THREAD = True
+    settings.CART_RELAY_INTERVAL = 0.5
+    settings.CART_RELAY_GRACE_SECONDS = 1.0
+    settings.CART_RELAY_IDLE_SECONDS = 1.0
+    relay.ensure_relay_thread()
+    yield
+    relay.stop_relay_thread()
+
+
 def wipe_cart(cart_id: str) -> None:
     """Delete the cart document, and what Redis knows of it (its last known version, its published marks)."""
     ensure_cart_index()
@@ -75,12 +88,13 @@ def make_product(
     )
 
 
-def make_user(name: str = "Shopper") -> Any:
-    """A new user (needs the django_db mark) whose cart starts empty: ids restart after a rolled-back
-    test, so a cart document left by an earlier test with the same id is deleted first."""
+def make_user(name: str = "Shopper", *, password: str = "a-Long-password-1") -> Any:  # noqa: S107
+    """A new user with an address nobody else uses (needs the django_db mark) whose cart starts empty: ids
+    restart after a rolled-back test, so a cart document left by an earlier test with the same id is
+    deleted first."""
     from accounts.models import User
 
-    user = User.objects.create_user(email=f"{unique('u')}@example.com", password="a-Long-password-1", name=name)
+    user = User.objects.create_user(email=f"{unique('u')}@example.com", password=password, name=name)
     wipe_cart(f"user-{user.pk}")
     return user
 

@@ -12,7 +12,7 @@ from accounts.services import ensure_demo_users
 from cart.services import ensure_cart_index
 from catalog import seeding
 from catalog.selectors import count_products
-from catalog.services import drop_all_products, ensure_product_index
+from catalog.services import drop_all_products, ensure_product_index, upgrade_product_index
 
 
 class Command(BaseCommand):
@@ -29,8 +29,15 @@ class Command(BaseCommand):
         parser.add_argument("--if-empty", action="store_true", help="do nothing if the catalog has products already")
 
     def handle(self, *args: Any, products: int | None, reset: bool, if_empty: bool, **options: Any) -> None:
+        # Before anything else, --if-empty included: an index made by an older version of the app gets
+        # the current mapping (what `make run` relies on after a pull).
+        if not reset and (copied := upgrade_product_index()) is not None:
+            self.stdout.write(f"Reindexed {copied} products into the current mapping.")
         if if_empty and count_products() > 0:
-            self.stdout.write("Catalog already has products; nothing to seed.")
+            self.stdout.write(
+                "Catalog already has products; nothing to seed. The demo and staff logins: `make logins` "
+                "(new passwords)."
+            )
             return
         if reset:
             drop_all_products()
