@@ -119,9 +119,9 @@ def update(request: HttpRequest) -> HttpResponse:
 def remove(request: HttpRequest) -> HttpResponse:
     def change(form: ProductForm) -> str:
         cart_id, product_id = _existing_cart_id(request), form.cleaned_data["product_id"]
-        before = selectors.get_cart(cart_id=cart_id).line(product_id)  # its name, for the message
-        services.remove_item(cart_id=cart_id, product_id=product_id, idempotency_key=form.key())
-        return f"Removed “{before.name if before else product_id}” from your cart."
+        cart = services.remove_item(cart_id=cart_id, product_id=product_id, idempotency_key=form.key())
+        line = next((line for line in cart.removed if line.product_id == product_id), None)  # its name
+        return f"Removed “{line.name if line else product_id}” from your cart."
 
     return _form_change(request, ProductForm, change)
 
