@@ -5,6 +5,7 @@ HTTP cache layer (uncached cart summaries, uncached search on two catalog sizes)
     python bench/inproc.py prepare --out data.json
     python bench/inproc.py summary --data data.json
     python bench/inproc.py search --small bench-1k --large bench-100k
+    python bench/inproc.py writes --data data.json
 
 Each prints one JSON document on stdout.
 """
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import benchenv
+import esstats
 
 # bench/run.py passes the bench environment; run by hand, this script takes it from benchenv.
 for _key, _value in benchenv.app_env().items():
@@ -260,6 +262,57 @@ def summary(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _es_cpu_seconds() -> float:
+    """CPU seconds the local Elasticsearch process has used so far: the scheduler's nanoseconds summed over
+    its threads (/proc's clock ticks of 10 ms would be too coarse for a few milliseconds a block)."""
+    pid = (benchenv.DEVSTACK_DIR / "run" / "elasticsearch.pid").read_text().strip()
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError):  # a thread that ended meanwhile
+            continue
+    return total / 1e9
+
+
+def writes(args: argparse.Namespace) -> dict[str, Any]:
+    """Cart writes one at a time, by cart size (the prepared 1-line and 200-line carts): an add of one
+    item to the first line, then a set-quantity back, over and over (every call writes), in interleaved
+    blocks so that the machine's noise and Elasticsearch's background work hit both sizes alike. Per write:
+    Elasticsearch's CPU (median block) and the Elasticsearch requests it made, by route (the common case:
+    no other request writes the cart meanwhile)."""
+    data = json.loads(Path(args.data).read_text())
+    carts = {size: data["summary"][size]["cart_id"] for size in ("1", "200")}
+    first = {size: cart_selectors.get_cart(cart_id=cart_id).lines[0] for size, cart_id in carts.items()}
+    samples: dict[str, list[float]] = {size: [] for size in carts}
+    wall: dict[str, list[float]] = {size: [] for size in carts}
+    routes: dict[str, dict[str, float]] = {}
+    for block in range(args.warmup_blocks + args.blocks):
+        for size, cart_id in carts.items():
+            product_id, quantity = first[size].product_id, first[size].quantity
+            requests_before = esstats.requests_by_route()
+            es_before, started = _es_cpu_seconds(), time.perf_counter()
+            for _ in range(args.block_size // 2):
+                cart_services.add_item(cart_id=cart_id, product_id=product_id, quantity=1)
+                cart_services.set_quantity(cart_id=cart_id, product_id=product_id, quantity=quantity)
+            elapsed, es_cpu = time.perf_counter() - started, _es_cpu_seconds() - es_before
+            done = 2 * (args.block_size // 2)
+            if block >= args.warmup_blocks:
+                samples[size].append(1000 * es_cpu / done)
+                wall[size].append(1000 * elapsed / done)
+                if block == args.warmup_blocks:
+                    routes[size] = esstats.per_request(requests_before, esstats.requests_by_route(), requests=done)
+    return {
+        size: {
+            "es_cpu_ms": round(statistics.median(samples[size]), 3),
+            "wall_ms": round(statistics.median(wall[size]), 3),
+            "writes": args.blocks * 2 * (args.block_size // 2),
+            "es_requests_per_write": routes[size],
+        }
+        for size in carts
+    }
+
+
 def search(args: argparse.Namespace) -> dict[str, Any]:
     """Uncached search latency on two catalogs with the same distinct queries (so every one misses the
     cache), interleaved one by one so machine noise hits both catalogs alike."""
@@ -301,6 +354,11 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--data", required=True)
     s.add_argument("--iterations", type=int, default=100)
     s.add_argument("--warmup", type=int, default=10)
+    w = commands.add_parser("writes")
+    w.add_argument("--data", required=True)
+    w.add_argument("--blocks", type=int, default=15)
+    w.add_argument("--block-size", type=int, default=20)
+    w.add_argument("--warmup-blocks", type=int, default=2)
     q = commands.add_parser("search")
     q.add_argument("--small", required=True)
     q.add_argument("--large", required=True)
@@ -314,6 +372,8 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps({"users": len(result["tokens"]), "products": len(result["products"])}))
     elif args.command == "summary":
         print(json.dumps(summary(args)))
+    elif args.command == "writes":
+        print(json.dumps(writes(args)))
     else:
         print(json.dumps(search(args)))
 

@@ -2,12 +2,15 @@
 handling, threads, access log) but not a whole `make bench`: one replica of a source tree (the shipped
 `shopcart/gunicorn_conf.py` unless `--extra` says otherwise) on the prepared bench state, wrk straight at
 it with `Connection: close` (as nginx without upstream keep-alive), and the CPU of the gunicorn process
-tree read from /proc around each run (user and system apart).
+tree read from /proc around each run (user and system apart); also the CPU of the local Elasticsearch
+process and the requests it counted by route (bench/esstats.py), per request.
 
     .venv/bin/python bench/run.py --prepare-only                       # the bench state
     .venv/bin/python bench/one_replica.py baseline cart_summary -d 6 --rounds 2
     .venv/bin/python bench/one_replica.py baseline --tree /tmp/before  # another copy of the tree
     .venv/bin/python bench/one_replica.py baseline --env CART_RELAY_THREAD=false
+    BENCH_NAMESPACE=bench-before .venv/bin/python bench/one_replica.py add_to_cart --tree /tmp/before
+                                   # a tree whose cart index cannot share the other's: a state of its own
 
 Keep runs short (the machine is shared): a few seconds per scenario is enough for CPU per request,
 and alternating two trees a few times says more than one long run of each.
@@ -25,8 +28,16 @@ import urllib.request
 from pathlib import Path
 
 import benchenv as cfg
+import esstats
 
 TICK = os.sysconf("SC_CLK_TCK")
+
+
+def es_pid() -> int | None:
+    try:
+        return int((cfg.DEVSTACK_DIR / "run" / "elasticsearch.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def tree_cpu(root: int) -> tuple[float, float]:
@@ -50,6 +61,10 @@ def tree_cpu(root: int) -> tuple[float, float]:
             system += stats[pid][2]
         pending += [child for child, (parent, _, _) in stats.items() if parent == pid]
     return user, system
+
+
+def routes(per_request: dict[str, float]) -> str:
+    return ", ".join(f"{route} {n:.2f}" for route, n in per_request.items() if route != "total")
 
 
 def main() -> None:
@@ -85,6 +100,9 @@ def main() -> None:
             wrk_env["BENCH_SEED"] = str(seed)
             headers = [] if args.keepalive else ["-H", "Connection: close"]
             script = str(cfg.LUA_DIR / f"{scenario}.lua")
+            elasticsearch = es_pid()
+            es_before = tree_cpu(elasticsearch) if elasticsearch else (0.0, 0.0)
+            es_requests_before = esstats.requests_by_route()
             before, started = tree_cpu(server.pid), time.monotonic()
             output = subprocess.run(  # noqa: S603
                 ["wrk", "-t2", f"-c{args.connections}", f"-d{duration:g}s", *headers, "-s", script, url],  # noqa: S607
@@ -94,6 +112,8 @@ def main() -> None:
                 check=False,
             ).stdout
             wall, after = time.monotonic() - started, tree_cpu(server.pid)
+            es_after = tree_cpu(elasticsearch) if elasticsearch else (0.0, 0.0)
+            es_requests = esstats.per_request(es_requests_before, esstats.requests_by_route(), requests=1)
             line = next(line for line in output.splitlines() if line.startswith("BENCH_JSON "))
             raw = json.loads(line.removeprefix("BENCH_JSON "))
             count = raw["requests"]
@@ -102,6 +122,8 @@ def main() -> None:
                 "rps": count / wall,
                 "user": 1000 * (after[0] - before[0]) / count,
                 "system": 1000 * (after[1] - before[1]) / count,
+                "es": 1000 * (sum(es_after) - sum(es_before)) / count,
+                "es_requests": {route: n / count for route, n in es_requests.items()},
                 "non_2xx": sum(n for code, n in raw["statuses"].items() if not code.startswith("2")),
             }
 
@@ -113,7 +135,8 @@ def main() -> None:
                 print(
                     f"{scenario:14} {r['user'] + r['system']:6.3f} ms/request (user {r['user']:.3f}, system "
                     f"{r['system']:.3f})  {r['rps']:7.1f} req/s  {r['requests']:.0f} requests, {r['non_2xx']:.0f} "
-                    f"non-2xx  load {os.getloadavg()[0]:.1f}",
+                    f"non-2xx  Elasticsearch {r['es']:.3f} ms/request, {r['es_requests']['total']:.2f} "
+                    f"requests/request ({routes(r['es_requests'])})  load {os.getloadavg()[0]:.1f}",
                     flush=True,
                 )
     finally:

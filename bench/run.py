@@ -7,8 +7,8 @@ Steps (bench/README.md explains the method and shows the latest table):
 3. create shoppers with API tokens and a few cart lines each, plus carts of 1, 20 and 200 lines;
 4. start 3 gunicorn replicas behind nginx (devstack/replicas.sh up 3) on their own ports;
 5. per scenario: wrk at saturation (closed loop), then paced at half the measured rate (p99 there);
-6. the summary by cart size (HTTP, cached) and, in process, the uncached summary and the uncached
-   search on both catalogs;
+6. the summary by cart size (HTTP, cached) and, in process, the uncached summary, the uncached
+   search on both catalogs and cart writes one at a time on a 1-line and a 200-line cart;
 7. tear down (replicas down, bench indices, keys and stream deleted), write bench/results/<time>.json
    and latest.json, the plot latest.png and the table in bench/README.md.
 
@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import benchenv as cfg
 import cpu
+import esstats
 import report
 
 ES_URL = os.environ.get("ELASTICSEARCH_URL", "http://127.0.0.1:9200")
@@ -268,11 +269,13 @@ def wrk(
         str(cfg.LUA_DIR / scenario.script),
         BASE_URL,
     ]
+    es_before = esstats.requests_by_route()
     cpu_before, children_before = cpu.snapshot(), resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     output = run(cmd, env=env, timeout=duration + 60)
     wall = time.monotonic() - started
     cpu_after, children_after = cpu.snapshot(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    es_after = esstats.requests_by_route()
     wrk_cpu = children_after.ru_utime - children_before.ru_utime + children_after.ru_stime - children_before.ru_stime
     line = next((line for line in output.splitlines() if line.startswith("BENCH_JSON ")), None)
     if line is None:
@@ -293,6 +296,7 @@ def wrk(
         "cpu_ms_per_request": cpu.per_request(
             cpu_before, cpu_after, wrk_seconds=wrk_cpu, requests=raw["requests"], wall_seconds=wall
         ),
+        "es_requests_per_request": esstats.per_request(es_before, es_after, requests=raw["requests"]),
         "offered_rps": round(rate, 1) if rate else None,
         "threads": threads,
         "connections": connections,
@@ -511,6 +515,8 @@ def main(argv: list[str] | None = None) -> int:
         log("in process: uncached cart summary by size; uncached search on both catalogs")
         results["summary_inproc"] = inproc("summary", "--data", str(cfg.WORK_DIR / "data.json"))
         results["search_inproc"] = inproc("search", "--small", cfg.PREFIX_SMALL, "--large", cfg.PREFIX_LARGE)
+        log("in process: cart writes one at a time on a 1-line and a 200-line cart (Elasticsearch CPU, requests)")
+        results["writes_inproc"] = inproc("writes", "--data", str(cfg.WORK_DIR / "data.json"))
         restarted = [name for name, pid in service_pids().items() if pid != pids_before[name]]
         if restarted:
             results["warnings"].append(

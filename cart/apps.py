@@ -1,3 +1,6 @@
+import os
+import sys
+
 from django.apps import AppConfig
 
 
@@ -18,3 +21,9 @@ class CartConfig(AppConfig):
         post_delete.connect(
             delete_cart_of_deleted_user, sender=settings.AUTH_USER_MODEL, dispatch_uid="cart.delete_cart_of_user"
         )
+        # `make dev`: the development server's serving process is a relay candidate too, as each gunicorn
+        # worker is (shopcart/gunicorn_conf.py); the autoreloader's parent process is not.
+        if "runserver" in sys.argv and os.environ.get("RUN_MAIN") == "true":
+            from cart import relay
+
+            relay.ensure_relay_thread()

@@ -1,7 +1,8 @@
 """What a cart is (`Cart`, `Line`), what its summary says (`CartSummary`, `SummaryLine`), and the one
 rule for how many of a product a line may hold (`line_limit`), which adding, setting a quantity,
 merging a guest cart and pricing the summary all apply to the product's offer
-(catalog.selectors.get_offers). Pure: the selectors and services read and write; this decides.
+(catalog.selectors.get_offers). Pure: the selectors and services read and write; this decides, and
+imports nothing that does I/O (tests/unit/test_domain_purity.py).
 
 A line whose product was deleted, deactivated or re-priced in another currency is unavailable: listed
 at its add-time price with a line total of 0 and left out of itemCount, lineCount and subtotal (it
@@ -14,11 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cart.errors import CurrencyMismatch, OutOfStock, ProductUnavailable, QuantityOverMaximum
-from catalog.selectors import Offer
 from shopcart.money import to_decimal
+
+if TYPE_CHECKING:  # a type only: importing catalog.selectors would load the cache and Elasticsearch clients
+    from catalog.selectors import Offer
 
 MAX_PRODUCT_ID_LENGTH = 100
 
@@ -65,9 +68,12 @@ class Line(NamedTuple):
 
 @dataclass(frozen=True, eq=False)
 class Cart:
-    """A cart as stored, with the concurrency token of the version that was read.
-    `exists` is False for a cart never written (seq_no and primary_term are None then). `replayed`: a
-    write service's answer to a request whose Idempotency-Key was applied before (nothing written now)."""
+    """A cart as stored, with the concurrency token of the version that was read: `seq_no` and
+    `primary_term` in the physical `index` that holds it (they mean nothing in another index, so a write
+    conditional on them names that index). `exists` is False for a cart never written (seq_no and
+    primary_term are None then). `replayed`: a write service's answer to a request whose Idempotency-Key
+    was applied before (nothing written now). `removed`: the lines the write that made this version took
+    out (what a page names after a removal)."""
 
     id: str
     lines: tuple[Line, ...]
@@ -76,10 +82,17 @@ class Cart:
     primary_term: int | None
     source: dict[str, Any] = field(default_factory=dict)
     replayed: bool = False
+    index: str | None = None
+    removed: tuple[Line, ...] = ()
 
     @property
     def exists(self) -> bool:
         return self.seq_no is not None
+
+    @property
+    def version(self) -> tuple[int | None, int | None, str | None]:
+        """What a conditional write is conditional on, and where."""
+        return self.seq_no, self.primary_term, self.index
 
     def line(self, product_id: str) -> Line | None:
         return next((line for line in self.lines if line.product_id == product_id), None)

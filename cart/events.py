@@ -2,19 +2,20 @@
 
 A change's events are written into the cart document (`pending_events`, with `has_pending_events`)
 by the same conditional write as the change itself (cart.services), so a change and its events are
-stored together or not at all: no crash between two stores can separate them. They are then
-published with the event id as the JetStream message id (`Nats-Msg-Id`), and removed from the document
-by a conditional update once JetStream has acknowledged them:
+stored together or not at all: no crash between two stores can separate them. They are published with
+the event id as the JetStream message id (`Nats-Msg-Id`), in the cart's order, and once JetStream has
+acknowledged them they are recorded as published in Redis (cart.versions), not removed by another write:
 
-* at once, by the request that wrote them (the fast path; also what merges and deletions do first);
-* by a relay, for what a request could not publish (NATS down, the process killed after the write):
-  every CART_RELAY_INTERVAL seconds in a daemon thread of each web process, and in
-  `manage.py cart_events --relay`. It finds the carts with a search on `has_pending_events` (the relay
-  is no request's read path) and reads each one by id in real time before publishing.
+* the request that wrote them publishes them at once (`publish_due`), also older ones of the same cart
+  still waiting (older than CART_RELAY_GRACE_SECONDS; a younger one is its own request's to publish);
+* the next write of the cart leaves the published ones out of the document it writes anyway;
+* the relay (`relay_pending`, run by the one relay leader: cart.relay) publishes what no request could
+  (NATS down, the process killed after the write) and removes published events from idle carts in
+  batches, each removal conditional on the version it saw.
 
-An event may be published more than once (its publisher died between the ack and the removal, a removal
-lost a race, two relays met): JetStream drops a re-sent message id inside the stream's duplicate window,
-and a consumer recognises any duplicate by `eventId` (docs/cart.md).
+An event may be published more than once (its publisher died between the ack and the mark, a mark was
+lost with a Redis failover, two relays met): JetStream drops a re-sent message id inside the stream's
+duplicate window, and a consumer recognises any duplicate by `eventId` (docs/cart.md).
 """
 
 from __future__ import annotations
@@ -22,32 +23,33 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
+import sys
 import threading
 import time
 import uuid
-from collections import OrderedDict
-from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from django.conf import settings
-from elasticsearch import ConflictError, NotFoundError
+from elasticsearch import NotFoundError
+from elasticsearch.helpers import streaming_bulk
 from nats.aio.client import Client
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import NotFoundError as StreamNotFound
 
-from cart.documents import cart_writer, carts_alias
+from cart import versions
+from cart.documents import cart_from_document, carts_alias
 from cart.domain import Cart
-from cart.selectors import get_cart
+from cart.selectors import read_cart
 from shopcart import es
 from shopcart.eventbus import EventBusUnavailable, publisher
 
 logger = logging.getLogger(__name__)
 
 EVENT_TYPES = ("item_added", "item_updated", "item_removed", "cleared", "merged")
-# JetStream forgets message ids after this long; inside it a re-sent event is dropped by the server.
-DUPLICATE_WINDOW_SECONDS = 600
 
 
 def subject_for(event_type: str, *, prefix: str | None = None) -> str:
@@ -102,7 +104,7 @@ def ensure_stream(*, stream: str | None = None, prefix: str | None = None) -> No
                     name=stream,
                     subjects=[f"{prefix}.>"],
                     storage=StorageType.FILE,
-                    duplicate_window=DUPLICATE_WINDOW_SECONDS,
+                    duplicate_window=settings.CART_EVENTS_DUPLICATE_WINDOW,
                     num_replicas=settings.CART_EVENTS_STREAM_REPLICAS,
                 )
             )
@@ -160,158 +162,227 @@ def publish(entries: Iterable[dict[str, Any]]) -> list[str]:
             logger.warning("NATS unavailable (%s); cart event(s) stay pending in their cart", exc)
             break
         published.append(entry_id(entry))
-    _remember_published(published)
     return published
 
 
-# Ids this process saw JetStream acknowledge, newest last (bounded). The next write of a cart by this
-# process leaves them out of `pending_events` for free, so a removal that lost a race to a concurrent
-# write costs no extra round trip, and a busy cart's pending list stays short.
-_PUBLISHED_REMEMBERED = 10_000
-_published_ids: OrderedDict[str, None] = OrderedDict()
-_published_lock = threading.Lock()
+def unpublished(entries: Iterable[dict[str, Any]], published: frozenset[str]) -> list[dict[str, Any]]:
+    """The entries not known to be on the stream."""
+    return [entry for entry in entries if entry_id(entry) not in published]
 
 
-def _remember_published(ids: list[str]) -> None:
-    with _published_lock:
-        for event_id in ids:
-            _published_ids[event_id] = None
-        while len(_published_ids) > _PUBLISHED_REMEMBERED:
-            _published_ids.popitem(last=False)
-
-
-def still_pending(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The entries not known (to this process) to be on the stream already."""
-    with _published_lock:
-        return [entry for entry in entries if entry_id(entry) not in _published_ids]
-
-
-def _clear(cart: Cart, published: set[str], *, attempts: int) -> Cart:
-    """Remove the published events from the cart, conditionally on the version read. On a conflict,
-    re-read and remove only those ids again (another write may have added events meanwhile). Returns the
-    cart as cleared when the first attempt succeeded on that version, else the cart as given: a failed
-    removal only means the relay publishes them again, and JetStream drops the duplicates."""
-    current = cart
-    for attempt in range(attempts):
-        remaining = [entry for entry in pending_entries(current) if entry_id(entry) not in published]
-        if len(remaining) == len(pending_entries(current)):
-            return cart  # someone else removed them already
-        fields = {"pending_events": remaining, "has_pending_events": bool(remaining)}
-        try:
-            response = cart_writer().update(
-                index=carts_alias(),
-                id=current.id,
-                doc=fields,
-                if_seq_no=current.seq_no,
-                if_primary_term=current.primary_term,
-            )
-        except ConflictError:
-            if attempt + 1 < attempts:
-                current = get_cart(cart_id=cart.id)
-                if not current.exists:
-                    return cart
-            continue
-        except NotFoundError:
-            return cart
-        except Exception as exc:
-            if not es.is_unavailable(exc):
-                raise
-            logger.warning("could not remove published events from cart %s (%r); the relay will", cart.id, exc)
-            return cart
-        if current is not cart:
-            return cart
-        return replace(
-            cart,
-            seq_no=int(response["_seq_no"]),
-            primary_term=int(response["_primary_term"]),
-            source={**cart.source, **fields},
-        )
-    return cart
-
-
-class Published(NamedTuple):
-    cart: Cart  # as after the removal (or as given, when nothing was removed)
-    ids: list[str]  # acknowledged by JetStream
-    stopped: bool  # an event due was not published (NATS unreachable, or its stream)
-
-
-def publish_pending(
-    *, cart: Cart, own: Iterable[str] = (), grace: float | None = 0.0, clear_attempts: int = 3
-) -> Published:
-    """Publish the cart's pending events, then remove them from it. `own`: ids of events this caller
-    wrote, published whatever their age; others only once older than `grace` seconds (None: the
-    CART_RELAY_GRACE_SECONDS setting), which leaves them to the request that is publishing them now.
-    Order is kept: an event too young to publish holds back the ones after it. `clear_attempts`: the
-    conditional removals tried (a conflict re-reads the cart); a request tries once and leaves the rest
-    to the next write or the relay, instead of adding round trips to a contended cart."""
-    entries = pending_entries(cart)
-    if not entries:
-        return Published(cart, [], False)
-    if grace is None:
-        grace = settings.CART_RELAY_GRACE_SECONDS
+def due(entries: list[dict[str, Any]], *, own: Iterable[str] = (), grace: float) -> list[dict[str, Any]]:
+    """The entries to publish now, in the cart's order: `own` ones (the caller wrote them) whatever their
+    age, others once older than `grace` seconds. The first one too young holds back those after it, so
+    a cart's events reach the stream in the order they were written."""
     mine = set(own)
     cutoff = time.time() - grace
-    due = []
+    ready = []
     for entry in entries:
         if entry_id(entry) not in mine and float(entry.get("queued_at", 0)) > cutoff:
             break
-        due.append(entry)
-    published = publish(due)
-    stopped = len(published) < len(due)
-    if not published:
-        return Published(cart, [], stopped)
-    return Published(_clear(cart, set(published), attempts=clear_attempts), published, stopped)
+        ready.append(entry)
+    return ready
+
+
+def publish_due(cart: Cart, *, published: frozenset[str], own: Iterable[str] | None) -> list[str]:
+    """What a request does right after its write was acknowledged: publish its own events (`own`; None:
+    every pending one, e.g. a write found applied after its answer was lost) and, before them, the older
+    ones of the cart still waiting. Returns the ids acknowledged (the caller records them: cart.versions)."""
+    waiting = unpublished(pending_entries(cart), published)
+    if not waiting:
+        return []
+    if own is None:
+        return publish(waiting)
+    return publish(due(waiting, own=own, grace=settings.CART_RELAY_GRACE_SECONDS))
 
 
 # -- relay -----------------------------------------------------------------------------------------
 
-RELAY_BATCH = 200
+RELAY_PAGE = 500
+RELAY_LIMIT = 10_000  # carts looked at per round (a search's result window)
 
 
 @dataclass(frozen=True)
 class RelayResult:
     published: int = 0
-    remaining: int = 0  # events still pending in the carts this round looked at
+    removed: int = 0  # published events removed from idle carts
+    remaining: int = 0  # events still waiting to be published, in the carts this round looked at
+    oldest_waiting: float | None = None  # seconds the oldest of those has waited
+    carts: int = 0  # carts found with pending events
     nats_down: bool = False
 
 
-def _carts_with_pending(*, limit: int, refresh: bool) -> list[str]:
+@dataclass
+class _Found:
+    """A cart the relay's search found: the version the search saw, with its pending events."""
+
+    cart: Cart
+    updated_at: float
+
+
+def _timestamp(value: Any) -> float:
+    try:
+        return datetime.fromisoformat(str(value)).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _carts_with_pending(*, limit: int, refresh: bool, idle_for: float) -> list[_Found]:
+    """The carts whose documents hold events and that nobody wrote for `idle_for` seconds (a cart being
+    written publishes its waiting events with its requests: cart.write_engine), least recently written
+    first. A search sees what the last refresh made visible, so a cart written within the last second is
+    found the next round."""
     client = es.client()
+    # The cut-off on this clock, as the writers stamp `updated_at` on theirs (date math has no milliseconds).
+    before = datetime.fromtimestamp(time.time() - idle_for, UTC).isoformat()
+    query = {"bool": {"filter": [{"term": {"has_pending_events": True}}, {"range": {"updated_at": {"lte": before}}}]}}
     try:
         if refresh:
             client.indices.refresh(index=carts_alias())
-        response = client.search(
-            index=carts_alias(), query={"term": {"has_pending_events": True}}, size=limit, source=False
-        )
+        found: list[_Found] = []
+        while len(found) < limit:
+            response = client.search(
+                index=carts_alias(),
+                query=query,
+                sort=[{"updated_at": "asc"}],
+                source=["pending_events", "updated_at"],
+                seq_no_primary_term=True,
+                from_=len(found),
+                size=min(RELAY_PAGE, limit - len(found)),
+            )
+            hits = response["hits"]["hits"]
+            for hit in hits:
+                cart = cart_from_document(
+                    hit["_id"],
+                    hit["_source"],
+                    seq_no=int(hit["_seq_no"]),
+                    primary_term=int(hit["_primary_term"]),
+                    index=str(hit["_index"]),
+                )
+                found.append(_Found(cart, _timestamp(hit["_source"].get("updated_at"))))
+            if len(hits) < RELAY_PAGE:
+                break
     except NotFoundError:  # no cart index yet: nothing pending
         return []
-    return [hit["_id"] for hit in response["hits"]["hits"]]
+    return found
 
 
-def relay_pending(*, limit: int = RELAY_BATCH, grace: float | None = None, refresh: bool = False) -> RelayResult:
-    """One relay round: every cart with pending events (found by a search, so a write from the last
-    refresh interval is found the next round; `refresh=True` makes the search see everything now), read
-    by id in real time, its due events published and removed. Stops when NATS is unreachable."""
-    published = remaining = 0
-    for cart_id in _carts_with_pending(limit=limit, refresh=refresh):
-        cart = get_cart(cart_id=cart_id)
-        waiting = len(pending_entries(cart))
-        if not waiting:
+def _fault_mid_batch() -> None:
+    """The test-only fault hook (CART_FAULT_RELAY=pause): the relay stops dead in the middle of its batch,
+    with events published and neither recorded nor removed, until the test kills the process."""
+    if settings.CART_FAULT_RELAY == "pause":
+        sys.stderr.write(f"cart event relay paused mid-batch (CART_FAULT_RELAY), pid {os.getpid()}\n")
+        sys.stderr.flush()
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+
+def _publish_waiting(found: _Found, *, grace: float) -> tuple[Cart, frozenset[str], list[str], bool]:
+    """Publish a cart's events that no request published. Read again first, the marks then the cart in
+    real time (in this order: an event whose mark is gone is also gone from the document), so nothing
+    is published from what the search saw a moment ago. Returns the cart read, its published ids, those
+    this call published, and whether publishing stopped short (NATS)."""
+    published = versions.published_of([found.cart.id])[found.cart.id]
+    cart = read_cart(cart_id=found.cart.id)
+    ready = due(unpublished(pending_entries(cart), published), grace=grace)
+    ids = publish(ready)
+    if ids:
+        _fault_mid_batch()
+        versions.mark_published({cart.id: ids})
+    return cart, published | frozenset(ids), ids, len(ids) < len(ready)
+
+
+def relay_pending(
+    *,
+    grace: float | None = None,
+    refresh: bool = False,
+    limit: int = RELAY_LIMIT,
+    keep_going: Callable[[], bool] | None = None,
+) -> RelayResult:
+    """One relay round over the carts with events in their document that nobody wrote for `grace`
+    seconds (None: CART_RELAY_GRACE_SECONDS; younger events and carts are their requests'), found by a
+    search:
+
+    * events no request published are published in each cart's order and recorded as published;
+    * carts idle for CART_RELAY_IDLE_SECONDS lose their published events in one `_bulk` request, each
+      update conditional on the version the relay saw (a cart written meanwhile keeps them: its next write
+      leaves them out anyway). An explicit `grace` is the idle time too (0: everything, now).
+
+    `refresh=True` makes the search see every write until now (operators, tests). `keep_going` is asked
+    before each cart that needs publishing (the leader renews its lease there). Publishing stops for the
+    round when NATS is unreachable; removing what was published goes on."""
+    idle = settings.CART_RELAY_IDLE_SECONDS if grace is None else grace
+    grace = settings.CART_RELAY_GRACE_SECONDS if grace is None else grace
+    found = _carts_with_pending(limit=limit, refresh=refresh, idle_for=grace)
+    marks = versions.published_of([item.cart.id for item in found])
+    now = time.time()
+    published_count, removals, waiting = 0, [], []
+    nats_down = False
+    for item in found:
+        cart, published = item.cart, marks[item.cart.id]
+        entries = pending_entries(cart)
+        if not nats_down and due(unpublished(entries, published), grace=grace):
+            if keep_going is not None and not keep_going():
+                break
+            cart, published, ids, stopped = _publish_waiting(item, grace=grace)
+            published_count += len(ids)
+            nats_down = stopped and not _nats_reachable()
+            entries = pending_entries(cart)
+            updated_at = _timestamp(cart.source.get("updated_at"))
+        else:
+            updated_at = item.updated_at
+        left = unpublished(entries, published)
+        waiting += left
+        if len(left) < len(entries) and cart.exists and updated_at <= now - idle:
+            removals.append((cart, left))
+    removed = _remove_published(removals)
+    oldest = min((float(entry.get("queued_at", now)) for entry in waiting), default=None)
+    return RelayResult(
+        published=published_count,
+        removed=removed,
+        remaining=len(waiting),
+        oldest_waiting=None if oldest is None else max(0.0, now - oldest),
+        carts=len(found),
+        nats_down=nats_down,
+    )
+
+
+def _remove_published(removals: list[tuple[Cart, list[dict[str, Any]]]]) -> int:
+    """Remove the published events from these carts in one `_bulk` request of conditional updates; a
+    cart changed since the relay saw it answers 409 and keeps them for its next write or round."""
+    if not removals:
+        return 0
+    by_id = {cart.id: (cart, left) for cart, left in removals}
+    actions = (
+        {
+            "_op_type": "update",
+            "_index": cart.index,
+            "_id": cart.id,
+            "if_seq_no": cart.seq_no,
+            "if_primary_term": cart.primary_term,
+            "doc": {"pending_events": left, "has_pending_events": bool(left)},
+        }
+        for cart, left in removals
+    )
+    done, removed = [], 0
+    for ok, item in streaming_bulk(es.writer(), actions, chunk_size=RELAY_PAGE, raise_on_error=False):
+        result = item["update"]
+        if not ok:
+            if result.get("status") not in (404, 409):  # gone, or written since: both fine
+                logger.warning("cart %s: removing its published events failed: %s", result.get("_id"), result)
             continue
-        result = publish_pending(cart=cart, grace=grace)
-        published += len(result.ids)
-        remaining += waiting - len(result.ids)
-        if result.stopped and not _nats_reachable():
-            return RelayResult(published=published, remaining=remaining, nats_down=True)
-    return RelayResult(published=published, remaining=remaining)
-
-
-def pending_count(*, refresh: bool = True) -> int:
-    """How many events wait in all carts (operators, tests)."""
-    total = 0
-    for cart_id in _carts_with_pending(limit=10_000, refresh=refresh):
-        total += len(pending_entries(get_cart(cart_id=cart_id)))
-    return total
+        before, left = by_id[result["_id"]]
+        after = cart_from_document(
+            before.id,
+            {"pending_events": left, "has_pending_events": bool(left)},
+            seq_no=int(result["_seq_no"]),
+            primary_term=int(result["_primary_term"]),
+            index=str(result["_index"]),
+        )
+        gone = [entry_id(entry) for entry in pending_entries(before) if entry not in left]
+        done.append((before, after, gone))
+        removed += len(gone)
+    versions.after_removal(done)
+    return removed
 
 
 def _nats_reachable() -> bool:
@@ -320,33 +391,3 @@ def _nats_reachable() -> bool:
     except EventBusUnavailable:
         return False
     return True
-
-
-_relay_lock = threading.Lock()
-_relay_thread: threading.Thread | None = None
-_relay_pid: int | None = None
-
-
-def _relay_loop() -> None:
-    while True:
-        time.sleep(max(0.2, settings.CART_RELAY_INTERVAL))
-        if not settings.CART_RELAY_THREAD:
-            continue
-        try:
-            relay_pending()
-        except Exception:  # the loop must outlive any outage; it tries again next round
-            logger.debug("cart event relay round failed", exc_info=True)
-
-
-def ensure_relay_thread() -> None:
-    """Start this process's relay thread once (again after a fork: threads do not survive it). Called by
-    each gunicorn worker at start (shopcart/gunicorn_conf.py) and by every cart write."""
-    global _relay_thread, _relay_pid
-    if not settings.CART_RELAY_THREAD:
-        return
-    with _relay_lock:
-        if _relay_thread is not None and _relay_pid == os.getpid() and _relay_thread.is_alive():
-            return
-        _relay_thread = threading.Thread(target=_relay_loop, name="cart-event-relay", daemon=True)
-        _relay_pid = os.getpid()
-        _relay_thread.start()

@@ -4,7 +4,6 @@ Every refusal becomes an error message on the page the shopper came from, never 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from django.contrib import messages
@@ -16,6 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from cart import selectors, services
+from cart.domain import Cart
 from cart.errors import LineNotFound
 from cart.forms import AddToCartForm, IdempotentForm, ProductForm, UpdateQuantityForm, first_error
 from cart.guest_merge import merge_guest_cart
@@ -107,13 +107,12 @@ def add(request: HttpRequest) -> HttpResponse:
 def update(request: HttpRequest) -> HttpResponse:
     def change(form: UpdateQuantityForm) -> str:
         product_id, quantity = form.cleaned_data["product_id"], form.cleaned_data["quantity"]
-        cart_id = _existing_cart_id(request)
-        set_quantity = partial(
-            services.set_quantity, cart_id=cart_id, product_id=product_id, quantity=quantity, idempotency_key=form.key()
+        cart = services.set_quantity(
+            cart_id=_existing_cart_id(request), product_id=product_id, quantity=quantity, idempotency_key=form.key()
         )
-        if quantity == 0:  # the services remove the line: say so
-            return _removal(cart_id, product_id, set_quantity)
-        line = set_quantity().line(product_id)
+        if quantity == 0:  # the services removed the line: say so
+            return _removed(cart, product_id)
+        line = cart.line(product_id)
         return f"You now have {quantity} of “{line.name if line else product_id}” in your cart."
 
     return _form_change(request, UpdateQuantityForm, change)
@@ -123,17 +122,17 @@ def update(request: HttpRequest) -> HttpResponse:
 def remove(request: HttpRequest) -> HttpResponse:
     def change(form: ProductForm) -> str:
         cart_id, product_id = _existing_cart_id(request), form.cleaned_data["product_id"]
-        remove = partial(services.remove_item, cart_id=cart_id, product_id=product_id, idempotency_key=form.key())
-        return _removal(cart_id, product_id, remove)
+        return _removed(
+            services.remove_item(cart_id=cart_id, product_id=product_id, idempotency_key=form.key()), product_id
+        )
 
     return _form_change(request, ProductForm, change)
 
 
-def _removal(cart_id: str, product_id: str, remove: Callable[[], object]) -> str:
-    """`remove()` takes a line out ("Remove", or a quantity of 0); the message names it."""
-    before = selectors.get_cart(cart_id=cart_id).line(product_id)  # its name, for the message
-    remove()
-    return f"Removed “{before.name if before else product_id}” from your cart."
+def _removed(cart: Cart, product_id: str) -> str:
+    """What a removed line ("Remove", or a quantity of 0) is told: its name, from the line the cart took out."""
+    line = next((line for line in cart.removed if line.product_id == product_id), None)
+    return f"Removed “{line.name if line else product_id}” from your cart."
 
 
 @never_cache

@@ -10,7 +10,7 @@ catalog calls after Elasticsearch has acknowledged it (catalog.services, catalog
 The write order is the one rule that makes a reader's view consistent: the offer buckets are bumped
 before the catalog version, so whoever reads the new catalog version also reads the new offers. A
 reader that caches what it built under the catalog version (the cart summary) reads that version
-first, then the offers (catalog.selectors.get_offers).
+first, then the offers (catalog.selectors.get_offers, `read_offers`).
 """
 
 from __future__ import annotations
@@ -93,13 +93,36 @@ def _bucket_stems() -> list[tuple[str, str]]:
     return stems
 
 
-def offers_hash_keys(buckets: Iterable[int]) -> dict[int, str]:
-    """The Redis key (cache prefix included) of each bucket's offer hash at its current version: one
-    round trip for all of them."""
+# Each bucket's version, then its hash at that version (HMGET of the products asked for): one round trip,
+# and one atomic read of every version involved.
+_READ_OFFERS = """
+local out, k, at = {}, 1, 1
+while k <= #KEYS do
+  local hash = ARGV[at] .. (redis.call('GET', KEYS[k]) or '0')
+  local count = tonumber(ARGV[at + 1])
+  local ids = {}
+  for i = 1, count do ids[i] = ARGV[at + 1 + i] end
+  out[#out + 1] = hash
+  out[#out + 1] = redis.call('HMGET', hash, unpack(ids))
+  at = at + 2 + count
+  k = k + 1
+end
+return out
+"""
+
+
+def read_offers(by_bucket: dict[int, list[str]]) -> tuple[dict[int, str], dict[int, list[bytes | None]]]:
+    """In one round trip, per bucket: the key of its offer hash at its current version, and the cached
+    value of each product asked for (None: not cached)."""
     stems = _bucket_stems()
-    buckets = list(buckets)
-    versions = redis().mget([stems[bucket][0] for bucket in buckets])
-    return {bucket: f"{stems[bucket][1]}{int(version or 0)}" for bucket, version in zip(buckets, versions, strict=True)}
+    buckets = list(by_bucket)
+    args: list[str] = []
+    for bucket in buckets:
+        args += [stems[bucket][1], str(len(by_bucket[bucket])), *by_bucket[bucket]]
+    answer = redis().eval(_READ_OFFERS, len(buckets), *[stems[bucket][0] for bucket in buckets], *args)
+    hash_keys = {bucket: answer[2 * n].decode() for n, bucket in enumerate(buckets)}
+    values = {bucket: answer[2 * n + 1] for n, bucket in enumerate(buckets)}
+    return hash_keys, values
 
 
 def bump(*, product_ids: Iterable[str] | None = None) -> None:

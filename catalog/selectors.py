@@ -198,24 +198,20 @@ def get_offers(*, product_ids: list[str]) -> dict[str, Offer]:
     """The current offers of several products; ids that do not exist are left out.
 
     Cached in Redis, one hash per bucket and bucket version (a field per product, a compact JSON array),
-    so pricing a 200-line cart takes two round trips: the versions of its buckets, then one HMGET per
-    bucket in a pipeline. The misses come from one multi-get of just these fields and are added to their
-    hashes. Never older than the bucket versions: what is cached under a version was read after that
-    version was (the write order that makes this consistent with the catalog version: catalog.cache)."""
+    so pricing a 200-line cart takes one round trip (catalog.cache.read_offers: the versions of its
+    buckets and each bucket's HMGET, in one script). The misses come from one multi-get of just these
+    fields and are added to their hashes. Never older than the bucket versions: what is cached under a
+    version was read after that version was (the write order that makes this consistent with the
+    catalog version: catalog.cache)."""
     if not product_ids:
         return {}
-    redis = catalog_cache.redis()
     by_bucket: dict[int, list[str]] = {}
     for product_id in dict.fromkeys(product_ids):
         by_bucket.setdefault(catalog_cache.offer_bucket(product_id), []).append(product_id)
-    buckets = list(by_bucket)
-    hash_keys = catalog_cache.offers_hash_keys(buckets)
-    pipeline = redis.pipeline(transaction=False)
-    for bucket in buckets:
-        pipeline.hmget(hash_keys[bucket], by_bucket[bucket])
+    hash_keys, cached = catalog_cache.read_offers(by_bucket)
     hits = [
         (product_id, value)
-        for bucket, values in zip(buckets, pipeline.execute(), strict=True)
+        for bucket, values in cached.items()
         for product_id, value in zip(by_bucket[bucket], values, strict=True)
         if value is not None
     ]
@@ -232,7 +228,7 @@ def get_offers(*, product_ids: list[str]) -> dict[str, Offer]:
             offers[doc["_id"]] = Offer(doc["_id"], *fields)  # type: ignore[arg-type]
             bucket = fetched.setdefault(catalog_cache.offer_bucket(doc["_id"]), {})
             bucket[doc["_id"]] = json.dumps(fields, separators=(",", ":"))
-        pipeline = redis.pipeline(transaction=False)
+        pipeline = catalog_cache.redis().pipeline(transaction=False)
         for bucket, mapping in fetched.items():
             pipeline.hset(hash_keys[bucket], mapping=mapping)
             # From the hash's creation, not renewed by later fills: like every cached product, an offer

@@ -3,6 +3,7 @@ it wrote on every replica at once (catalog.cache.bump)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -136,27 +137,43 @@ def validate_product_input(data: ProductInput) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def _bumped_whatever_happens(product_id: str) -> Iterator[None]:
+    """Around a conditional product write (through the one non-retrying writer, es.writer): bump the
+    product's cache once it is acknowledged, and also when its answer was lost (the write may have been
+    applied: a bump too many costs a re-read, one too few serves a stale product). A refusal (a
+    conflict) wrote nothing and bumps nothing."""
+    try:
+        yield
+    except Exception as exc:
+        if es.is_unavailable(exc):
+            with contextlib.suppress(Exception):  # the 503 for the write is what the caller must see
+                catalog_cache.bump(product_ids=[product_id])
+        raise
+    catalog_cache.bump(product_ids=[product_id])
+
+
 def create_product(*, data: ProductInput) -> Product:
     """Create a product whose id is its lower-cased SKU; raises SkuAlreadyExists if that SKU is taken."""
     fields = validate_product_input(data)
     indexes.ensure_product_index()
     now = timezone.now()
     product_id = product_id_for_sku(fields["sku"])
-    try:
-        # op_type=create makes the SKU unique: a second create of the same id is a 409, even under races.
-        # refresh=wait_for: the edit must show in listings (a search) as soon as the admin sees "saved".
-        es.client().index(
-            index=products_alias(),
-            id=product_id,
-            document={**fields, "created_at": now, "updated_at": now},
-            op_type="create",
-            refresh="wait_for",
-        )
-    except ConflictError:
-        raise SkuAlreadyExists(
-            f"A product with SKU {fields['sku']!r} exists already.", fields={"sku": ["This SKU is taken."]}
-        ) from None
-    catalog_cache.bump(product_ids=[product_id])
+    with _bumped_whatever_happens(product_id):
+        try:
+            # op_type=create makes the SKU unique: a second create of the same id is a 409, even under races.
+            # refresh=wait_for: the edit must show in listings (a search) as soon as the admin sees "saved".
+            es.writer().index(
+                index=products_alias(),
+                id=product_id,
+                document={**fields, "created_at": now, "updated_at": now},
+                op_type="create",
+                refresh="wait_for",
+            )
+        except ConflictError:
+            raise SkuAlreadyExists(
+                f"A product with SKU {fields['sku']!r} exists already.", fields={"sku": ["This SKU is taken."]}
+            ) from None
     return get_product(product_id=product_id, include_inactive=True, use_cache=False)
 
 
@@ -171,17 +188,17 @@ def update_product(
     concurrency = {}
     if if_seq_no is not None and if_primary_term is not None:
         concurrency = {"if_seq_no": if_seq_no, "if_primary_term": if_primary_term}
-    try:
-        es.client().index(
-            index=products_alias(),
-            id=product_id,
-            document={**fields, "created_at": current.created_at, "updated_at": timezone.now()},
-            refresh="wait_for",
-            **concurrency,
-        )
-    except ConflictError:
-        raise ProductChanged("Someone else changed this product meanwhile; reload it and try again.") from None
-    catalog_cache.bump(product_ids=[product_id])
+    with _bumped_whatever_happens(product_id):
+        try:
+            es.writer().index(
+                index=products_alias(),
+                id=product_id,
+                document={**fields, "created_at": current.created_at, "updated_at": timezone.now()},
+                refresh="wait_for",
+                **concurrency,
+            )
+        except ConflictError:
+            raise ProductChanged("Someone else changed this product meanwhile; reload it and try again.") from None
     return get_product(product_id=product_id, include_inactive=True, use_cache=False)
 
 

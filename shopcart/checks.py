@@ -37,11 +37,24 @@ MIN_INT: dict[str, int] = {
     "CART_IDEMPOTENCY_KEYS_KEPT": 1,
     "CART_IDEMPOTENCY_KEY_TTL": 1,
     "CART_OUTCOME_READ_ATTEMPTS": 1,
+    "CART_VERSION_CACHE_TTL": 1,
 }
 # Durations in seconds that must be above zero, and ones that may be zero.
-POSITIVE_SECONDS = ("ELASTICSEARCH_TIMEOUT", "NATS_TIMEOUT", "CART_COUNT_TIMEOUT", "CART_RELAY_INTERVAL")
-NON_NEGATIVE_SECONDS = ("CART_RETRY_BACKOFF_BASE", "CART_RETRY_BACKOFF_CAP", "CART_RELAY_GRACE_SECONDS")
-FAULT_HOOKS = ("", "kill")
+POSITIVE_SECONDS = (
+    "ELASTICSEARCH_TIMEOUT",
+    "NATS_TIMEOUT",
+    "CART_COUNT_TIMEOUT",
+    "CART_RELAY_INTERVAL",
+    "CART_RELAY_LEASE_SECONDS",
+)
+NON_NEGATIVE_SECONDS = (
+    "CART_RETRY_BACKOFF_BASE",
+    "CART_RETRY_BACKOFF_CAP",
+    "CART_RELAY_GRACE_SECONDS",
+    "CART_RELAY_IDLE_SECONDS",
+)
+# The values each test-only fault hook takes (empty: off).
+FAULT_HOOKS = {"CART_FAULT_AFTER_WRITE": ("", "kill"), "CART_FAULT_RELAY": ("", "pause")}
 
 
 def _is_int(value: Any) -> bool:
@@ -84,11 +97,29 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         problems.append(Error("CART_RETRY_BACKOFF_CAP must not be below CART_RETRY_BACKOFF_BASE.", id="shopcart.E004"))
     if settings.LOGIN_LOCKOUT_MAX < settings.LOGIN_FAILURE_WINDOW:
         problems.append(Error("LOGIN_LOCKOUT_MAX must not be below LOGIN_FAILURE_WINDOW.", id="shopcart.E004"))
-    if settings.CART_FAULT_AFTER_WRITE not in FAULT_HOOKS:
+    for name, values in FAULT_HOOKS.items():
+        value = getattr(settings, name)
+        if value not in values:
+            allowed = " or ".join(repr(v) for v in values if v)
+            problems.append(Error(f"{name} is a test hook: empty or {allowed}, not {value!r}.", id="shopcart.E005"))
+    if settings.CART_RELAY_IDLE_SECONDS < settings.CART_RELAY_GRACE_SECONDS:
+        problems.append(
+            Error("CART_RELAY_IDLE_SECONDS must not be below CART_RELAY_GRACE_SECONDS.", id="shopcart.E004")
+        )
+    if settings.CART_RELAY_IDLE_SECONDS > settings.CART_EVENTS_DUPLICATE_WINDOW / 2:
+        problems.append(
+            Warning(
+                "CART_RELAY_IDLE_SECONDS is over half of JetStream's 10-minute duplicate window: an event whose "
+                "'published' mark was lost could be sent again after the stream forgot its id.",
+                id="shopcart.W003",
+            )
+        )
+    if settings.CART_RELAY_LEASE_SECONDS <= settings.CART_RELAY_INTERVAL:
         problems.append(
             Error(
-                f"CART_FAULT_AFTER_WRITE is a test hook: empty or 'kill', not {settings.CART_FAULT_AFTER_WRITE!r}.",
-                id="shopcart.E005",
+                "CART_RELAY_LEASE_SECONDS must be longer than CART_RELAY_INTERVAL: the relay leader extends its "
+                "lease once per interval.",
+                id="shopcart.E004",
             )
         )
     if settings.LOGIN_ADDRESS_FAILURE_LIMIT < settings.LOGIN_FAILURE_LIMIT:

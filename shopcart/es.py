@@ -44,6 +44,14 @@ def client_with(**options: Any) -> Elasticsearch:
     return cached[1]
 
 
+def writer() -> Elasticsearch:
+    """The one client for conditional writes (`if_seq_no`/`if_primary_term`, `op_type=create`): no
+    transport-level retry. A conditional write re-sent after its answer was lost comes back as a conflict
+    with itself (a false "SKU exists", "changed meanwhile", "cart busy"); the caller learns the outcome
+    its own way instead (the cart by the operation id it records, the catalog by reading the product)."""
+    return client_with(max_retries=0)
+
+
 def admin_client() -> Elasticsearch:
     """For index management and bulk loads, which can legitimately take longer than a shopper's request
     (a new index on a cluster waits for its shards): ELASTICSEARCH_ADMIN_TIMEOUT instead of the short
@@ -102,6 +110,12 @@ def never_sent(exc: BaseException | None) -> bool:
         return False
     causes = (*exc.errors, exc.__cause__)
     return any(isinstance(cause, urllib3.exceptions.NewConnectionError | ConnectionRefusedError) for cause in causes)
+
+
+def refused(exc: BaseException | None) -> bool:
+    """True when Elasticsearch answered that it will not write at all (a write block on the index or the
+    cluster): unlike a lost answer, a definite "not applied"."""
+    return isinstance(exc, elastic_transport.ApiError) and "cluster_block_exception" in _error_types(exc)
 
 
 def is_unavailable(exc: BaseException | None) -> bool:

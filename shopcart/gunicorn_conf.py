@@ -19,13 +19,20 @@ errorlog = "-"
 def post_worker_init(worker: Any) -> None:
     """On SIGTERM: /readyz answers 503 and the worker stops taking new connections at once, while its
     in-flight requests finish (shopcart/lifecycle.py)."""
-    from cart import events
+    from cart import relay
     from shopcart import lifecycle
 
     lifecycle.install_drain_on_sigterm(worker)
-    # Every worker relays pending cart events from its start, not only after its first cart write: a
-    # worker that never writes a cart must still publish what a killed one left behind.
-    events.ensure_relay_thread()
+    # Every worker is a candidate for the one relay lease from its start (cart.relay): whichever holds it
+    # publishes what killed workers left behind and clears published events from idle carts.
+    relay.ensure_relay_thread()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    # A worker stopping gracefully gives the relay lease up, so another leads at once.
+    from cart import relay
+
+    relay.release_leases()
 
 
 def worker_int(worker: Any) -> None:

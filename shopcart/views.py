@@ -12,6 +12,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from cart import relay
 from shopcart import lifecycle
 from shopcart.health import run_checks
 from shopcart.http_errors import error_page, render_page_safely, unavailable_dependency, unavailable_message, wants_json
@@ -39,8 +40,18 @@ def readyz(request: HttpRequest) -> JsonResponse:
     body = {
         "status": "ready" if ready else "unavailable",
         "checks": {result.name: result.as_dict() for result in results},
+        "cart_events": _cart_events(),
     }
     return JsonResponse(body, status=200 if ready else 503)
+
+
+def _cart_events() -> dict[str, object]:
+    """The cart event relay as every replica sees it (cart.relay.status): who leads, how many events wait
+    and how long the oldest has. Reported, never judged: a backlog must not take replicas out of rotation."""
+    try:
+        return relay.status()
+    except Exception as exc:  # noqa: BLE001 - reported in the body; the checks say which service is down
+        return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -269,16 +269,31 @@ CART_COUNT_TIMEOUT = env.float("CART_COUNT_TIMEOUT", default=0.5)
 # JetStream stream of cart events; subjects are `<prefix>.<event>`.
 CART_EVENTS_STREAM = env.str("CART_EVENTS_STREAM", default="CART")
 CART_EVENTS_SUBJECT_PREFIX = env.str("CART_EVENTS_SUBJECT_PREFIX", default="cart")
+# JetStream forgets a message id after this long (the stream's duplicate window, when the app creates it);
+# inside it a re-sent event is dropped by the server.
+CART_EVENTS_DUPLICATE_WINDOW = 600
 # Copies of the stream when the app creates it (an existing stream is never changed): by default one
 # per NATS_URL address, at most 3, so a 3-server cluster keeps every acknowledged event through the
 # loss of one server. JetStream allows 1 to 5, and at most the cluster's size.
 CART_EVENTS_STREAM_REPLICAS = max(1, min(5, env.int("CART_EVENTS_STREAM_REPLICAS", default=min(3, len(NATS_URLS)))))
-# A change's events wait in its cart document until JetStream acknowledged them (cart.events). The relay
-# leaves events younger than this to the request that is publishing them right now.
+# A change's events are written into its cart document with it and published at once (cart.events). The
+# relay leaves events, and carts written, younger than this to their requests: it publishes older ones no
+# request could, and removes published events from carts idle for that long.
 CART_RELAY_GRACE_SECONDS = env.float("CART_RELAY_GRACE_SECONDS", default=3.0)
-# A daemon thread per process relays pending events every CART_RELAY_INTERVAL seconds.
+# Each web process runs a candidate thread for the one relay lease (cart.relay); every
+# CART_RELAY_INTERVAL seconds it takes or extends the lease, and the holder runs a relay round. A holder
+# that dies is replaced within CART_RELAY_LEASE_SECONDS.
 CART_RELAY_THREAD = env.bool("CART_RELAY_THREAD", default=True)
-CART_RELAY_INTERVAL = env.float("CART_RELAY_INTERVAL", default=2.0)
+CART_RELAY_INTERVAL = env.float("CART_RELAY_INTERVAL", default=1.0)
+CART_RELAY_LEASE_SECONDS = env.float("CART_RELAY_LEASE_SECONDS", default=5.0)
+# A published event stays in its cart until the cart's next write leaves it out, or until the relay removes
+# it once the cart has been idle this long: each removal is a write, so not after every change of a cart
+# that is being shopped, and well within JetStream's 10-minute duplicate window (a lost "published" mark
+# makes the relay send an event again; inside the window the stream drops it).
+CART_RELAY_IDLE_SECONDS = env.float("CART_RELAY_IDLE_SECONDS", default=60.0)
+# How long a cart's last known version (its document and concurrency token, where a write starts: cart.versions)
+# is kept in Redis after its last read or write.
+CART_VERSION_CACHE_TTL = env.int("CART_VERSION_CACHE_TTL", default=3600)
 # `manage.py cart_cleanup` deletes anonymous carts unchanged for this many days. Keep it above the
 # session lifetime (SESSION_COOKIE_AGE, 14 days): a guest's cart is reachable only through their session.
 CART_GUEST_CART_RETENTION_DAYS = env.int("CART_GUEST_CART_RETENTION_DAYS", default=30)
@@ -291,6 +306,11 @@ CART_OUTCOME_READ_ATTEMPTS = env.int("CART_OUTCOME_READ_ATTEMPTS", default=5)
 # acknowledged a cart write, before anything else (publishing its events, answering), so the cluster and
 # crash tests can prove that no applied change loses its event. Empty (the default): no fault.
 CART_FAULT_AFTER_WRITE = env.str("CART_FAULT_AFTER_WRITE", default="")
+# TEST ONLY, never in production: `pause` stops the relay leader dead (SIGSTOP) in the middle of its batch,
+# with events published and neither recorded nor removed, for the test that kills it there.
+CART_FAULT_RELAY = env.str("CART_FAULT_RELAY", default="")
+# The names of the test-only fault hooks: production settings refuse to start with any of them set.
+FAULT_HOOK_SETTINGS = ("CART_FAULT_AFTER_WRITE", "CART_FAULT_RELAY")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

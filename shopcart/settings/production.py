@@ -3,10 +3,18 @@
 SECRET_KEY has no default: a deployment must set one, the same on every replica.
 """
 
+from django.core.exceptions import ImproperlyConfigured
+
 from shopcart.secret_key import unpublished
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import FAULT_HOOK_SETTINGS, env
+
+# The test-only fault hooks kill or freeze processes on purpose: production refuses to start with one set
+# (a stray variable from a test run must never reach a deployment); unset, each is "" (base).
+for _hook in FAULT_HOOK_SETTINGS:
+    if env.str(_hook, default=""):
+        raise ImproperlyConfigured(f"{_hook} is a test-only fault hook and cannot be set under production settings.")
 
 DEBUG = False
 SECRET_KEY = unpublished(env.str("SECRET_KEY"))

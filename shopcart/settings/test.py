@@ -19,6 +19,9 @@ ELASTICSEARCH_INDEX_PREFIX = f"test-{TEST_RUN_ID}"
 REDIS_URL = env.str("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15")
 CACHES = {"default": redis_cache(REDIS_URL, key_prefix=f"test-{TEST_RUN_ID}")}  # noqa: F405
 
+# Published events leave idle carts after seconds, not a minute: the suites wait for it (docs/cart.md).
+CART_RELAY_IDLE_SECONDS = env.float("CART_RELAY_IDLE_SECONDS", default=3.0)
+
 # Fast hashing: the tests exercise flows, not bcrypt cost.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -192,6 +192,7 @@ def test_the_openapi_schema_documents_every_account_route() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("relay_thread")  # the relay runs in web processes; this test's requests are in-process
 def test_with_nats_down_the_account_stays_until_its_cart_event_is_out(
     client: ApiClient, ann: User, cart_events_env: dict[str, str], settings: Any
 ) -> None:

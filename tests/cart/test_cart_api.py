@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from cart import selectors, services
+from cart import selectors, write_engine
 from cart.documents import carts_alias
 from catalog.services import set_product_active
 from shopcart import es
@@ -220,7 +220,7 @@ def test_cart_busy_is_a_409_the_client_may_retry(monkeypatch, settings: Any) -> 
             attempts.append(kwargs)
             raise ConflictError("version_conflict_engine_exception", meta=type("M", (), {"status": 409})(), body={})
 
-    monkeypatch.setattr(services, "_writer", AlwaysConflicting)
+    monkeypatch.setattr(write_engine, "_writer", AlwaysConflicting)
     response = client.post_json(CART, {"productId": product.id, "quantity": 1})
     assert response.status_code == 409
     assert _error(response)["code"] == "cart_busy"

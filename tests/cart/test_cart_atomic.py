@@ -17,9 +17,9 @@ from django.conf import settings as django_settings
 from django.test import Client
 from elasticsearch import ApiError
 
-from cart import events, services
-from cart.documents import cart_writer
+from cart import events, services, versions, write_engine
 from cart.selectors import get_cart
+from shopcart import es
 from shopcart.eventbus import NatsPublisher
 from tests.support import unique
 from tests.support.api import api_client
@@ -84,18 +84,26 @@ def test_the_event_is_written_with_the_change_and_relayed_once(monkeypatch, sett
     assert (events.pending_entries(cleared), cleared.source["has_pending_events"]) == ([], False)
 
 
-def test_the_request_publishes_and_clears_its_own_event_at_once(settings: Any) -> None:
-    settings.CART_RELAY_THREAD = False  # no relay: the request alone did it
+def test_the_request_publishes_its_own_event_at_once_and_the_next_write_leaves_it_out(settings: Any) -> None:
+    settings.CART_RELAY_THREAD = False  # no relay: the requests alone did it
     product = make_product()
     cart_id = f"anon-{unique()}{unique()}"
     wipe_cart(cart_id)
 
     written = services.add_item(cart_id=cart_id, product_id=product.id, quantity=1)
 
-    assert _pending_ids(cart_id) == []
-    assert len(_stream_ids()) == 1
-    # The cart returned is the version after the clear, so its summary is cached under the key a read finds.
+    [first] = _stream_ids()
+    # Published at once and recorded as published where every replica sees it, without a second write: the
+    # cart as answered is the version stored, so its summary is cached under the key a read finds.
     assert written.seq_no == get_cart(cart_id=cart_id).seq_no
+    assert _pending_ids(cart_id) == [first]
+    assert versions.last_known(cart_id).published == {first}
+
+    services.add_item(cart_id=cart_id, product_id=product.id, quantity=1)
+
+    second = _stream_ids()[1]
+    assert _pending_ids(cart_id) == [second]  # the published event left with the next write
+    assert versions.last_known(cart_id).published == {second}  # and its mark with it
 
 
 @pytest.fixture(params=["relay-command", "relay-thread"])
@@ -175,7 +183,7 @@ class _LosingWriter:
     the write really went through (`after=True`), or before it was sent (`after=False`)."""
 
     def __init__(self, error: Exception, *, after: bool = True, times: int = 1) -> None:
-        self.real = cart_writer()
+        self.real = es.writer()
         self.error = error
         self.after = after
         self.left = times
@@ -208,7 +216,7 @@ def test_a_write_whose_answer_was_lost_is_found_applied_once(monkeypatch, error:
     client = api_client(user)
     assert client.post_json(CART, {"productId": product.id, "quantity": 1}).status_code == 200
     losing = _LosingWriter(error)
-    monkeypatch.setattr(services, "_writer", lambda: losing)
+    monkeypatch.setattr(write_engine, "_writer", lambda: losing)
 
     response = client.post_json(CART, {"productId": product.id, "quantity": 2})
 
@@ -224,7 +232,7 @@ def test_a_write_lost_before_it_was_sent_is_applied_once(monkeypatch) -> None:
     user = make_user()
     cart_id = f"user-{user.pk}"
     losing = _LosingWriter(elastic_transport.ConnectionError("refused"), after=False)
-    monkeypatch.setattr(services, "_writer", lambda: losing)
+    monkeypatch.setattr(write_engine, "_writer", lambda: losing)
 
     response = api_client(user).post_json(CART, {"productId": product.id, "quantity": 2})
 
@@ -238,17 +246,17 @@ def test_an_outcome_that_cannot_be_read_back_is_said_to_be_unknown(monkeypatch, 
     user = make_user()
     client = api_client(user)
     losing = _LosingWriter(elastic_transport.ConnectionError("reset"))
-    monkeypatch.setattr(services, "_writer", lambda: losing)
-    real_get_cart = services.get_cart
+    monkeypatch.setattr(write_engine, "_writer", lambda: losing)
+    real_read_cart = write_engine.read_cart
     calls = {"n": 0}
 
-    def get_cart_then_fail(*, cart_id: str) -> Any:
+    def read_cart_then_fail(*, cart_id: str) -> Any:
         calls["n"] += 1
         if calls["n"] > 1:  # the first read computes the change; the reads that resolve it fail
             raise elastic_transport.ConnectionError("node gone")
-        return real_get_cart(cart_id=cart_id)
+        return real_read_cart(cart_id=cart_id)
 
-    monkeypatch.setattr(services, "get_cart", get_cart_then_fail)
+    monkeypatch.setattr(write_engine, "read_cart", read_cart_then_fail)
 
     response = client.post_json(CART, {"productId": product.id, "quantity": 1})
 

@@ -68,13 +68,13 @@ def test_the_cart_page_reads_the_cart_once_for_its_lines_and_the_header_count(mo
     client = Client()
     _add(client, product.id, 3)
     reads: list[str] = []
-    real_get_cart = selectors.get_cart
+    real_read_cart = selectors.read_cart
 
     def counted(**kwargs: Any) -> Any:
         reads.append(kwargs["cart_id"])
-        return real_get_cart(**kwargs)
+        return real_read_cart(**kwargs)
 
-    monkeypatch.setattr(selectors, "get_cart", counted)
+    monkeypatch.setattr(selectors, "read_cart", counted)
     page = client.get("/cart/")
     assert _badge(page) == "3"
     assert reads == [_anon_cart_id(client)]

@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.utils import timezone
 from elasticsearch import NotFoundError
 
-from cart import selectors, services
+from cart import cleanup, merge, selectors, services, write_engine
 from cart.documents import carts_alias, ensure_cart_index
 from cart.domain import Cart
 from cart.errors import (
@@ -176,28 +176,29 @@ def test_a_line_of_a_deactivated_product_can_still_be_removed(cart_id: str) -> N
 
 
 class _Interferer:
-    """Another replica writing the same cart right after each of our reads (between read and write)."""
+    """Another replica writing the same cart right before each of our writes (after our write started from
+    the cart's last known version or a real-time read), without updating the last known version."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, *, times: int, product_id: str) -> None:
-        self.times, self.product_id, self.reads = times, product_id, 0
-        self._real = selectors.get_cart
-        monkeypatch.setattr(services, "get_cart", self)
+        self.times, self.product_id, self.writes = times, product_id, 0
+        self._real = write_engine.STORE.write
+        monkeypatch.setattr(write_engine.STORE, "write", self)
 
-    def __call__(self, *, cart_id: str, timeout: float | None = None) -> Cart:
-        cart = self._real(cart_id=cart_id)
-        self.reads += 1
-        if self.reads <= self.times:
-            line = cart.line(self.product_id)
-            others = [x.to_source() for x in cart.lines if x.product_id != self.product_id]
+    def __call__(self, cart: Cart, source: dict[str, Any], body: bytes) -> Cart:
+        self.writes += 1
+        if self.writes <= self.times:
+            current = selectors.read_cart(cart_id=cart.id)
+            line = current.line(self.product_id)
+            others = [x.to_source() for x in current.lines if x.product_id != self.product_id]
             bumped = {**line.to_source(), "quantity": line.quantity + 1}
             es.client().index(
                 index=carts_alias(),
-                id=cart_id,
-                document={**cart.source, "lines": [*others, bumped]},
-                if_seq_no=cart.seq_no,
-                if_primary_term=cart.primary_term,
+                id=cart.id,
+                document={**current.source, "lines": [*others, bumped]},
+                if_seq_no=current.seq_no,
+                if_primary_term=current.primary_term,
             )
-        return cart
+        return self._real(cart, source, body)
 
 
 def test_a_write_between_read_and_write_is_never_overwritten(cart_id: str, monkeypatch) -> None:
@@ -207,7 +208,7 @@ def test_a_write_between_read_and_write_is_never_overwritten(cart_id: str, monke
 
     cart = services.add_item(cart_id=cart_id, product_id=product.id, quantity=4)
 
-    assert interferer.reads == 3  # two conflicts, then the write went through
+    assert interferer.writes == 3  # two conflicts, then the write went through
     stored = selectors.get_cart(cart_id=cart_id)
     assert stored.seq_no == cart.seq_no
     assert {line.product_id: line.quantity for line in stored.lines} == {other.id: 3, product.id: 4}
@@ -222,9 +223,10 @@ def test_cart_busy_when_retries_run_out_and_nothing_is_half_applied(cart_id: str
     with pytest.raises(CartBusy):
         services.add_item(cart_id=cart_id, product_id=product.id, quantity=4)
 
-    assert interferer.reads == 4  # the first attempt and three retries
+    # The write from the last known version, then one per real-time read: the first and three retries.
+    assert interferer.writes == 5
     stored = selectors.get_cart(cart_id=cart_id)
-    assert {line.product_id: line.quantity for line in stored.lines} == {other.id: 5}
+    assert {line.product_id: line.quantity for line in stored.lines} == {other.id: 6}
 
 
 def test_concurrent_adds_in_threads_all_count(cart_id: str, settings: Any) -> None:
@@ -392,7 +394,7 @@ def test_an_interrupted_merge_is_finished_exactly_once(cart_id: str) -> None:
     # deleting the anonymous cart: the claim is still pending and the user cart records it.
     claim = {"id": "claim-1", "into": cart_id, "from": anon, "lines": [x.to_source() for x in claimed.lines]}
     es.client().index(index=carts_alias(), id=anon, document={**claimed.source, "lines": [], "pending_merge": claim})
-    services._apply_claim(claim=claim, target_id=cart_id)
+    merge.apply_claim(claim=claim, target_id=cart_id)
     assert selectors.get_cart(cart_id=cart_id).line(product.id).quantity == 3
     # Meanwhile the anonymous shopper added one more.
     services.add_item(cart_id=anon, product_id=product.id, quantity=1)
@@ -412,7 +414,15 @@ def test_ensure_cart_index_is_idempotent_and_the_mapping_strict(cart_id: str) ->
     mapping = es.client().indices.get_mapping(index=carts_alias())
     (index_mapping,) = mapping.values()
     assert index_mapping["mappings"]["dynamic"] == "strict"
-    assert index_mapping["mappings"]["properties"]["lines"]["type"] == "nested"
+    properties = index_mapping["mappings"]["properties"]
+    # Lines are stored, not indexed; what operators look carts up by is.
+    assert properties["lines"] == {"type": "object", "enabled": False}
+    assert {name: properties[name]["type"] for name in ("kind", "user_id", "updated_at", "has_pending_events")} == {
+        "kind": "keyword",
+        "user_id": "keyword",
+        "updated_at": "date",
+        "has_pending_events": "boolean",
+    }
     with pytest.raises(Exception, match="strict_dynamic_mapping_exception"):
         es.client().index(index=carts_alias(), id=cart_id, document={"unexpected": 1})
 
@@ -458,14 +468,14 @@ def test_cleanup_keeps_a_guest_cart_written_while_it_runs(monkeypatch: pytest.Mo
     es.client().update(index=carts_alias(), id=guest, doc={"updated_at": long_ago})
     es.client().indices.refresh(index=carts_alias())
     # The guest's write lands after the search matched the old version, before the delete.
-    real_streaming_bulk = services.streaming_bulk
+    real_streaming_bulk = cleanup.streaming_bulk
 
     def write_first(client: Any, actions: Any, **kwargs: Any) -> Any:
         actions = list(actions)  # the search has run and matched the old version
         services.add_item(cart_id=guest, product_id=product.id, quantity=1)
         return real_streaming_bulk(client, actions, **kwargs)
 
-    monkeypatch.setattr(services, "streaming_bulk", write_first)
+    monkeypatch.setattr(cleanup, "streaming_bulk", write_first)
     assert services.delete_abandoned_guest_carts(idle_days=30) == 0
     assert selectors.get_cart(cart_id=guest).lines[0].quantity == 2
 

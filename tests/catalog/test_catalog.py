@@ -8,6 +8,7 @@ from decimal import Decimal
 from html import escape
 from typing import Any
 
+import elastic_transport
 import pytest
 from django.core.management import call_command
 from django.test import Client
@@ -525,3 +526,45 @@ def test_the_search_body_is_what_elasticsearch_dsl_builds(query: str, category: 
         query=query, category=category, sort="price", start=24, size=24, active_only=active_only
     )
     assert body == expected
+
+
+class _LosingWriter:
+    """The one conditional writer (es.writer), except that the answer to its next `index` is lost after the
+    write went through (a dropped connection, a node dying)."""
+
+    def __init__(self) -> None:
+        self.real = es.writer()
+        self.writes = 0
+
+    def index(self, **kwargs: Any) -> Any:
+        self.writes += 1
+        self.real.index(**kwargs)
+        raise elastic_transport.ConnectionError("connection reset after the write")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def test_conditional_product_writes_go_through_the_one_non_retrying_writer(empty_catalog: str, monkeypatch) -> None:
+    """A resent conditional write whose first answer was lost would come back as a false "SKU exists" or
+    "changed meanwhile", and skip the cache bump; the writer never resends, and a lost answer bumps."""
+    assert es.writer()._max_retries == 0  # the client option the transport reads per request
+    losing = _LosingWriter()
+    monkeypatch.setattr(es, "writer", lambda: losing)
+    data = _product_input()
+    before = catalog_cache.catalog_version()
+
+    with pytest.raises(elastic_transport.ConnectionError):  # a 503, not SkuAlreadyExists
+        services.create_product(data=data)
+    assert losing.writes == 1
+    assert catalog_cache.catalog_version() > before  # the product may exist: what was cached is retired
+    product = selectors.get_product(product_id=data.sku.lower(), include_inactive=True, use_cache=False)
+    assert product.sku == data.sku
+
+    bumped = catalog_cache.catalog_version()
+    with pytest.raises(elastic_transport.ConnectionError):  # not ProductChanged
+        services.update_product(product_id=product.id, data=catalog_support.input_of(product, name="Renamed"))
+    assert losing.writes == 2
+    assert catalog_cache.catalog_version() > bumped
+    monkeypatch.undo()
+    assert selectors.get_product(product_id=product.id, use_cache=True).name == "Renamed"

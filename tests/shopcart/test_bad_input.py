@@ -31,7 +31,7 @@ from accounts import tokens
 from accounts.models import User
 from cart import selectors as cart_selectors
 from cart import services as cart_services
-from cart.domain import Cart
+from cart import versions, write_engine
 from catalog import selectors as catalog_selectors
 from catalog.selectors import Product
 from catalog.services import set_product_active
@@ -95,26 +95,26 @@ def test_defect_1_tokens_are_signed_with_the_shared_secret_not_a_per_process_key
 
 def test_defect_2_a_concurrent_cart_change_is_never_lost(monkeypatch: pytest.MonkeyPatch, product: Product) -> None:
     """The original read the cart, changed it and wrote it back blindly. Here another add lands between
-    this request's read and its write; both count. Under real concurrency:
-    tests/cart/test_cart_concurrency.py and tests/cart/test_cart_services.py."""
+    the version this request starts from (the cart's last known version) and its write; both count. Under
+    real concurrency: tests/cart/test_cart_concurrency.py and tests/cart/test_cart_services.py."""
     user = make_user()
     cart_id = f"user-{user.pk}"
     cart_services.add_item(cart_id=cart_id, product_id=product.id, quantity=1)  # an existing cart: an update
-    real_get_cart = cart_services.get_cart
+    real_last_known = write_engine.STORE.last_known
 
-    def read_then_someone_else_adds(*, cart_id: str, timeout: float | None = None) -> Cart:
-        snapshot = real_get_cart(cart_id=cart_id, timeout=timeout)
-        monkeypatch.setattr(cart_services, "get_cart", real_get_cart)  # only the first read races
+    def known_then_someone_else_adds(cart_id: str) -> versions.Known:
+        snapshot = real_last_known(cart_id)
+        monkeypatch.setattr(write_engine.STORE, "last_known", real_last_known)  # only the first start races
         cart_services.add_item(cart_id=cart_id, product_id=product.id, quantity=1)
         return snapshot  # now stale
 
-    monkeypatch.setattr(cart_services, "get_cart", read_then_someone_else_adds)
+    monkeypatch.setattr(write_engine.STORE, "last_known", known_then_someone_else_adds)
     client = api_client(user)
     response = client.post_json(CART, {"productId": product.id, "quantity": 2})
 
     assert response.status_code == 200
     assert response.json()["lines"][0]["quantity"] == 4  # 1 before, 1 from the other request, 2 from this one
-    assert real_get_cart(cart_id=cart_id).lines[0].quantity == 4
+    assert cart_selectors.read_cart(cart_id=cart_id).lines[0].quantity == 4
 
 
 def test_defect_3_what_was_just_written_is_read_at_once(product: Product) -> None:

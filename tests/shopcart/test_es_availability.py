@@ -26,7 +26,7 @@ def test_a_node_not_connected_on_the_cart_read_is_503_on_the_api_and_the_page(mo
     def node_not_connected(*, cart_id: str, timeout: float | None = None) -> Any:
         raise api_error(ApiError, 502, "node_not_connected_exception")
 
-    monkeypatch.setattr(selectors, "get_cart", node_not_connected)
+    monkeypatch.setattr(selectors, "read_cart", node_not_connected)
 
     response = client.get("/api/user/cart")
     assert response.status_code == 503

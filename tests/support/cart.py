@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from elasticsearch import NotFoundError
 
+from cart import relay, versions
 from cart.documents import carts_alias, ensure_cart_index
 from catalog.selectors import Product
 from catalog.services import ProductInput, create_product
@@ -48,10 +49,25 @@ def cart_events_env(settings: Any) -> Iterator[dict[str, str]]:
     delete_stream(env["CART_EVENTS_STREAM"])
 
 
+@pytest.fixture
+def relay_thread(settings: Any) -> Iterator[None]:
+    """This process as a relay candidate, quick, for one test: the relay runs in web processes (each
+    gunicorn worker: cart.relay), so a test of in-process requests that waits for it starts one here."""
+    settings.CART_RELAY_THREAD = True
+    settings.CART_RELAY_INTERVAL = 0.5
+    settings.CART_RELAY_GRACE_SECONDS = 1.0
+    settings.CART_RELAY_IDLE_SECONDS = 1.0
+    relay.ensure_relay_thread()
+    yield
+    relay.stop_relay_thread()
+
+
 def wipe_cart(cart_id: str) -> None:
+    """Delete the cart document, and what Redis knows of it (its last known version, its published marks)."""
     ensure_cart_index()
     with contextlib.suppress(NotFoundError):
         es.client().delete(index=carts_alias(), id=cart_id)
+    versions.forget(cart_id)
 
 
 def make_product(

@@ -3,8 +3,8 @@
 manage.py cart_events                    # print new events as JSON lines until Ctrl-C
 manage.py cart_events --from-start       # everything the stream still holds, then new ones
 manage.py cart_events --count 5          # exit after 5 events (scripts, tests)
-manage.py cart_events --relay            # publish the events pending in cart documents, forever
-manage.py cart_events --relay --once     # publish what is pending now, then exit
+manage.py cart_events --relay            # a relay candidate: relays while it holds the relay lease, forever
+manage.py cart_events --relay --once     # publish what is pending now, then exit (no lease)
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from nats.aio.client import Client
 from nats.js.api import DeliverPolicy
 
-from cart import events
+from cart import events, relay
 from cart.documents import carts_alias
 from shopcart.eventbus import EventBusUnavailable, publisher
 
@@ -38,7 +38,7 @@ class Command(BaseCommand):
         parser.add_argument("--relay", action="store_true", help="publish the events pending in carts")
         parser.add_argument("--once", action="store_true", help="with --relay: one pass, then exit")
         parser.add_argument(
-            "--interval", type=float, default=1.0, metavar="SECONDS", help="with --relay: pause between passes"
+            "--interval", type=float, default=None, metavar="SECONDS", help="with --relay: pause between passes"
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -54,21 +54,22 @@ class Command(BaseCommand):
 
     # -- relay -------------------------------------------------------------------------------------
 
-    def _relay(self, *, once: bool, interval: float) -> None:
-        self.stderr.write(f"relaying the events pending in {carts_alias()}")
-        while True:
-            # --once is for operators draining by hand (and tests): no grace period, and a refresh first so
-            # the search sees every cart written until now; everything pending goes now.
-            result = events.relay_pending(grace=0 if once else None, refresh=once)
-            if result.published or once:
-                self.stdout.write(f"published {result.published}; {result.remaining} waiting")
-            if result.nats_down:
-                self.stderr.write("NATS is unreachable; events stay pending in their carts")
-            if once:
-                if result.remaining:
-                    sys.exit(1)
-                return
-            time.sleep(max(0.1, interval))
+    def _relay(self, *, once: bool, interval: float | None) -> None:
+        if not once:
+            # A candidate for the one relay lease, like each web worker's thread (cart.relay): it relays
+            # while it holds the lease, and takes over within CART_RELAY_LEASE_SECONDS when the holder dies.
+            self.stderr.write(f"relaying the events pending in {carts_alias()} while holding the relay lease")
+            relay.run_forever(role="cart_events", interval=interval)
+            return
+        # --once is for operators draining by hand (and tests): no lease (it is safe beside a leader: every
+        # removal is conditional and JetStream drops a duplicate), no grace period, and a refresh first so
+        # the search sees every cart written until now; everything pending goes now.
+        result = events.relay_pending(grace=0, refresh=True)
+        self.stdout.write(f"published {result.published}; {result.remaining} waiting")
+        if result.nats_down:
+            self.stderr.write("NATS is unreachable; events stay pending in their carts")
+        if result.remaining:
+            sys.exit(1)
 
     # -- follow ------------------------------------------------------------------------------------
 
