@@ -25,7 +25,7 @@ from shopcart.errors import (
     Unprocessable,
 )
 from shopcart.eventbus import EventBusUnavailable
-from shopcart.request_bodies import INVALID_TEXT_MESSAGE, UnpairedSurrogates, UnsupportedMediaType
+from shopcart.request_bodies import INVALID_TEXT_MESSAGE, UnstorableText, UnsupportedMediaType
 
 # Exceptions raised when the database, Redis or NATS cannot be reached; each becomes a 503 (Elasticsearch:
 # es.is_unavailable). Django raises OperationalError for a server that is down, restarting or read-only (a
@@ -175,7 +175,7 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
             message=f"Send the body as JSON with 'Content-Type: application/json' (not {exc.__cause__}); "
             "a POST may also send a form (application/x-www-form-urlencoded or multipart/form-data).",
         )
-    if isinstance(exc.__cause__, UnpairedSurrogates):
+    if isinstance(exc.__cause__, UnstorableText):
         return error_response(
             status=400,
             code="invalid",
