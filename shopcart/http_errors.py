@@ -29,7 +29,7 @@ from shopcart.errors import (
     Unprocessable,
 )
 from shopcart.eventbus import EventBusUnavailable
-from shopcart.request_bodies import INVALID_TEXT_MESSAGE, UnpairedSurrogates, UnsupportedMediaType
+from shopcart.request_bodies import INVALID_TEXT_MESSAGE, UnstorableText, UnsupportedMediaType
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +208,7 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
             f"{f'said {sent}' if sent else 'had no Content-Type'}); a POST may also send a form "
             "(application/x-www-form-urlencoded or multipart/form-data).",
         )
-    if isinstance(exc.__cause__, UnpairedSurrogates):
+    if isinstance(exc.__cause__, UnstorableText):
         return error_response(
             status=400,
             code="invalid",

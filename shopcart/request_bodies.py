@@ -1,6 +1,7 @@
 """How the API reads request bodies: JSON on every route, and form-encoded bodies on POST as the
-original's clients sent them (docs/original-api.md). Text that cannot be stored (an unpaired UTF-16
-surrogate such as the JSON escape "\\ud800") is refused here, naming the field, for every route at once.
+original's clients sent them (docs/original-api.md). Text that cannot be stored (a NUL character, which
+PostgreSQL refuses in text, or an unpaired UTF-16 surrogate such as the JSON escape "\\ud800") is refused
+here, naming the field, for every route at once.
 No app imports: the apps' schemas import this module."""
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from ninja.parser import Parser
 from pydantic import ValidationInfo
 
 FORM_CONTENT_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,30}")
-INVALID_TEXT_MESSAGE = "Contains characters that are not valid text (an unpaired surrogate, or bytes not UTF-8)."
+INVALID_TEXT_MESSAGE = (
+    "Contains characters that are not valid text (a NUL character, an unpaired surrogate, or bytes not UTF-8)."
+)
 
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -41,8 +44,8 @@ class UnsupportedMediaType(Exception):
     """A request body that is neither JSON nor, on POST, a form."""
 
 
-class UnpairedSurrogates(Exception):
-    """Strings with unpaired surrogates, by field name; they could not be encoded to store or hash."""
+class UnstorableText(Exception):
+    """Strings with a NUL character or an unpaired surrogate, by field name: they could not be stored or hashed."""
 
     def __init__(self, fields: list[str]) -> None:
         super().__init__(", ".join(fields))
@@ -68,17 +71,19 @@ def is_form_body(request: HttpRequest) -> bool:
     return request.method == "POST" and (request.content_type or "").lower() in FORM_CONTENT_TYPES
 
 
-def fields_with_surrogates(data: Any, path: str = "") -> list[str]:
+def fields_with_unstorable_text(data: Any, path: str = "") -> list[str]:
     if isinstance(data, str):
-        return [path or "__all__"] if _SURROGATE.search(data) else []
+        return [path or "__all__"] if _UNSTORABLE.search(data) else []
     if isinstance(data, dict):
         found = []
         for key, value in data.items():
             name = f"{path}.{key}" if path else str(key)
-            found += [name] if _SURROGATE.search(str(key)) else fields_with_surrogates(value, name)
+            found += [name] if _UNSTORABLE.search(str(key)) else fields_with_unstorable_text(value, name)
         return found
     if isinstance(data, list):
-        return [name for index, item in enumerate(data) for name in fields_with_surrogates(item, f"{path}.{index}")]
+        return [
+            name for index, item in enumerate(data) for name in fields_with_unstorable_text(item, f"{path}.{index}")
+        ]
     return []
 
 
@@ -94,8 +99,8 @@ class RequestBodyParser(Parser):
             data = super().parse_body(request)
         else:
             raise UnsupportedMediaType(content_type)
-        if fields := fields_with_surrogates(data):
-            raise UnpairedSurrogates(fields)
+        if fields := fields_with_unstorable_text(data):
+            raise UnstorableText(fields)
         return data
 
 

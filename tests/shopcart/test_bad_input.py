@@ -806,6 +806,23 @@ def test_very_long_and_odd_registration_fields_never_500(body: dict[str, Any]) -
         _error(response)
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/login", {"email": "nul\u0000@example.com", "password": PASSWORD}),
+        ("/api/register", {"name": "N", "email": "nul\u0000@example.com", "password": PASSWORD}),
+        ("/api/register", {"name": "N\u0000", "email": "nul@example.com", "password": PASSWORD}),
+    ],
+)
+def test_a_nul_character_in_any_api_text_is_a_field_error(path: str, body: dict[str, Any]) -> None:
+    """PostgreSQL cannot store or compare text with NUL: every API body is checked once, before any query."""
+    response = Client().post(path, data=json.dumps(body), content_type="application/json")
+    assert response.status_code == 400, response.content
+    field = next(name for name, value in body.items() if "\u0000" in value)
+    assert "NUL character" in _error(response)["fields"][field][0]
+
+
 @pytest.mark.parametrize(
     "query",
     [
