@@ -16,9 +16,16 @@ from accounts.models import User, normalize_email
 from accounts.services import EMAIL_TAKEN_MESSAGE, NAME_MAX_LENGTH
 from shopcart.mail import send_later
 
+# Every form that asks for a new password twice says this when the two differ (Django's own forms had
+# their own wording: issue 17).
+PASSWORD_MISMATCH_MESSAGE = "The two passwords do not match."  # noqa: S105 - a message, not a password
+
 
 class SignupForm(forms.Form):
-    name = forms.CharField(max_length=150, widget=forms.TextInput(attrs={"autocomplete": "name", "autofocus": True}))
+    # The length is the service's to check, in its words (the API's too); the browser stops at it anyway.
+    name = forms.CharField(
+        widget=forms.TextInput(attrs={"autocomplete": "name", "autofocus": True, "maxlength": NAME_MAX_LENGTH})
+    )
     email = forms.EmailField(label="Email", widget=forms.EmailInput(attrs={"autocomplete": "email"}))
     password1 = forms.CharField(
         label="Password",
@@ -34,7 +41,7 @@ class SignupForm(forms.Form):
     def clean(self) -> dict:
         cleaned = super().clean()
         if cleaned.get("password1") and cleaned.get("password2") and cleaned["password1"] != cleaned["password2"]:
-            self.add_error("password2", "The two passwords do not match.")
+            self.add_error("password2", PASSWORD_MISMATCH_MESSAGE)
         return cleaned
 
 
@@ -43,6 +50,12 @@ class LoginForm(forms.Form):
     password = forms.CharField(
         label="Password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
     )
+
+
+class SetPasswordForm(auth_forms.SetPasswordForm):
+    """Django's form for a new password (the reset link's page), in the shop's words."""
+
+    error_messages = {**auth_forms.SetPasswordForm.error_messages, "password_mismatch": PASSWORD_MISMATCH_MESSAGE}
 
 
 class PasswordResetForm(auth_forms.PasswordResetForm):
@@ -98,7 +111,13 @@ class DeleteAccountForm(forms.Form):
 class PasswordChangeForm(auth_forms.PasswordChangeForm):
     """Django's form, with the shop's rule for a new password (accounts.services.new_password_problems:
     not the current one, then Django's validators). Checked only once the current password is right:
-    otherwise "that is your current password" would tell a guesser what the current one is."""
+    otherwise "that is your current password" would tell a guesser what the current one is. Two new
+    passwords that differ are told in the shop's words."""
+
+    error_messages = {
+        **auth_forms.PasswordChangeForm.error_messages,
+        "password_mismatch": PASSWORD_MISMATCH_MESSAGE,
+    }
 
     def validate_password_for_user(self, user: User, password_field_name: str = "password2") -> None:  # noqa: S107
         password = self.cleaned_data.get(password_field_name)
@@ -122,6 +141,8 @@ class _EmailUniqueMixin:
 
 
 class AdminUserAddForm(_EmailUniqueMixin, AdminUserCreationForm):
+    error_messages = {**AdminUserCreationForm.error_messages, "password_mismatch": PASSWORD_MISMATCH_MESSAGE}
+
     class Meta:
         model = User
         fields = ("email", "name")

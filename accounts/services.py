@@ -35,7 +35,9 @@ from accounts.selectors import email_change_for_link, email_taken
 from cart import services as cart_services
 from shopcart.mail import send_later
 
-NAME_MAX_LENGTH = User._meta.get_field("name").max_length or 150
+# A display name is shown in every page's header: long enough for any real name, short enough to fit
+# (issue 17). The column allows more, for names stored before this limit; new ones are held to it.
+NAME_MAX_LENGTH = 60
 EMAIL_TAKEN_MESSAGE = "An account with this email address already exists."
 
 

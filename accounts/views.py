@@ -40,6 +40,7 @@ from accounts.forms import (
     NameForm,
     PasswordChangeForm,
     PasswordResetForm,
+    SetPasswordForm,
     SignupForm,
 )
 from accounts.http import client_address
@@ -221,6 +222,7 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     """Checks the link's token, then takes the new password (Django's validators). Changing it ends the
     user's sessions and API tokens everywhere (both carry a fingerprint of the password hash)."""
 
+    form_class = SetPasswordForm
     template_name = "accounts/password_reset_confirm.html"
     success_url = reverse_lazy("accounts:password_reset_complete")
 

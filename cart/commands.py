@@ -104,7 +104,10 @@ def add_item(*, cart_id: str, product_id: str, quantity: int, idempotency_key: s
 
 
 def set_quantity(*, cart_id: str, product_id: str, quantity: int, idempotency_key: str | None = None) -> Cart:
-    """Set a line's quantity (1..maximum, within stock). LineNotFound if the cart has no such line."""
+    """Set a line's quantity (1..maximum, within stock); 0 removes the line, as `remove_item` (the cart page
+    and the API alike: issue 17). LineNotFound if the cart has no such line."""
+    if quantity == 0 and not isinstance(quantity, bool):
+        return remove_item(cart_id=cart_id, product_id=product_id, idempotency_key=idempotency_key)
     operation = Operation.new(key=idempotency_key, request=("set", product_id, quantity))
     if idempotency_key is None:
         check_quantity(quantity)

@@ -9,17 +9,19 @@ from django.conf import settings
 
 from cart.domain import MAX_PRODUCT_ID_LENGTH
 from cart.errors import quantity_message
+from shopcart.request_bodies import whole_number
 
 
-def _quantity_field(**kwargs: Any) -> forms.IntegerField:
-    maximum = settings.CART_MAX_QUANTITY_PER_LINE
-    message = quantity_message(maximum)
-    # max_value is left to the services, which say "at most N of this product" (also after merging).
-    return forms.IntegerField(
-        min_value=1,
-        error_messages={"invalid": message, "min_value": message, "required": message},
-        **kwargs,
-    )
+class QuantityField(forms.CharField):
+    """A quantity as the API reads one (one rule, one message: issue 17): a whole number in digits, so an
+    empty box, "1.5" and "2.0" alike are refused with the same words. The range is the services' to decide
+    and say (1 to the per-line maximum, also after merging; 0 in the cart removes the line)."""
+
+    def clean(self, value: Any) -> int:
+        number = whole_number(str(value or ""))
+        if number is None:
+            raise forms.ValidationError(quantity_message(settings.CART_MAX_QUANTITY_PER_LINE), code="invalid")
+        return number
 
 
 class IdempotentForm(forms.Form):
@@ -37,21 +39,11 @@ class ProductForm(IdempotentForm):
 
 class AddToCartForm(ProductForm):
     next = forms.CharField(required=False, max_length=2000)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["quantity"] = _quantity_field(required=False)
-
-    def clean_quantity(self) -> int:
-        # A product card's form may leave the box empty: one item.
-        quantity = self.cleaned_data.get("quantity")
-        return 1 if quantity is None else quantity
+    quantity = QuantityField()
 
 
 class UpdateQuantityForm(ProductForm):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["quantity"] = _quantity_field()
+    quantity = QuantityField()
 
 
 def first_error(form: forms.Form) -> str:

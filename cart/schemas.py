@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
+from django.conf import settings
 from ninja import Field, Schema
-from pydantic import BeforeValidator, StrictInt
+from pydantic import BeforeValidator, ValidationInfo
+from pydantic_core import PydanticCustomError
 
 from cart.domain import MAX_PRODUCT_ID_LENGTH, CartSummary
+from cart.errors import quantity_message
 from shopcart.money import format_amount
 from shopcart.request_bodies import form_whole_number
 
-# Strict: "2", 1.5, true and "x" are refused with a 400 field error instead of being coerced (in a JSON
-# body; a form's fields are all text, so there "2" is 2). The upper bound only keeps absurd numbers out
-# of the services; the real per-line maximum is a setting.
-QUANTITY_LIMIT = 1_000_000
-Quantity = Annotated[StrictInt, BeforeValidator(form_whole_number)]
+
+def _whole_number(value: Any, info: ValidationInfo) -> int:
+    """A quantity is a whole number: 3 in a JSON body, "3" in a form body. "2", 2.0, 1.5, true and "x" are
+    refused with the pages' own message (issue 17: one rule, one message); the range (1 to the per-line
+    maximum, 0 removing a line) is the services' to decide and say, as for the pages."""
+    value = form_whole_number(value, info)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PydanticCustomError("invalid_quantity", quantity_message(settings.CART_MAX_QUANTITY_PER_LINE))
+    return value
+
+
+Quantity = Annotated[int, BeforeValidator(_whole_number)]
 
 
 class AddItemIn(Schema):
@@ -23,12 +33,20 @@ class AddItemIn(Schema):
         ..., min_length=1, max_length=MAX_PRODUCT_ID_LENGTH, description="The product's id (its lower-cased SKU)"
     )
     quantity: Quantity = Field(
-        ..., ge=1, le=QUANTITY_LIMIT, description="Items to add; merged into an existing line of the product"
+        ...,
+        description="Items to add, a whole number from 1; merged into an existing line of the product, which "
+        "may hold at most the per-line maximum (99 unless configured)",
+        json_schema_extra={"minimum": 1},
     )
 
 
 class SetQuantityIn(Schema):
-    quantity: Quantity = Field(..., ge=1, le=QUANTITY_LIMIT, description="The line's new quantity")
+    quantity: Quantity = Field(
+        ...,
+        description="The line's new quantity: a whole number up to the per-line maximum (99 unless configured); "
+        "0 removes the line",
+        json_schema_extra={"minimum": 0},
+    )
 
 
 class CartLineOut(Schema):

@@ -12,9 +12,10 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from cart import selectors, services
+from cart.domain import Cart
 from cart.errors import LineNotFound
 from cart.forms import AddToCartForm, IdempotentForm, ProductForm, UpdateQuantityForm, first_error
 from cart.guest_merge import merge_guest_cart
@@ -109,6 +110,8 @@ def update(request: HttpRequest) -> HttpResponse:
         cart = services.set_quantity(
             cart_id=_existing_cart_id(request), product_id=product_id, quantity=quantity, idempotency_key=form.key()
         )
+        if quantity == 0:  # the services removed the line: say so
+            return _removed(cart, product_id)
         line = cart.line(product_id)
         return f"You now have {quantity} of “{line.name if line else product_id}” in your cart."
 
@@ -119,15 +122,30 @@ def update(request: HttpRequest) -> HttpResponse:
 def remove(request: HttpRequest) -> HttpResponse:
     def change(form: ProductForm) -> str:
         cart_id, product_id = _existing_cart_id(request), form.cleaned_data["product_id"]
-        cart = services.remove_item(cart_id=cart_id, product_id=product_id, idempotency_key=form.key())
-        line = next((line for line in cart.removed if line.product_id == product_id), None)  # its name
-        return f"Removed “{line.name if line else product_id}” from your cart."
+        return _removed(
+            services.remove_item(cart_id=cart_id, product_id=product_id, idempotency_key=form.key()), product_id
+        )
 
     return _form_change(request, ProductForm, change)
 
 
-@require_POST
+def _removed(cart: Cart, product_id: str) -> str:
+    """What a removed line ("Remove", or a quantity of 0) is told: its name, from the line the cart took out."""
+    line = next((line for line in cart.removed if line.product_id == product_id), None)
+    return f"Removed “{line.name if line else product_id}” from your cart."
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD", "POST"])
 def clear(request: HttpRequest) -> HttpResponse:
+    """GET asks first ("Empty the cart" is a link to here, so the question needs no JavaScript); POST empties."""
+    if request.method != "POST":
+        summary = selectors.get_summary(cart_id=cart_id_for_request(request))
+        if summary.is_empty:
+            return redirect("cart:detail")
+        request.cart_summary = summary  # type: ignore[attr-defined]  # the header's count reads it
+        return render(request, "cart/clear_confirm.html", {"summary": summary})
+
     def change(form: IdempotentForm) -> str:
         cart_id = cart_id_for_request(request)
         if cart_id is not None:

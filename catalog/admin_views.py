@@ -11,12 +11,15 @@ from typing import Any
 from django.contrib import admin, messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST, require_safe
 
 from catalog import selectors, services
 from catalog.errors import InvalidProduct, ProductChanged, ProductNotFound, SkuAlreadyExists
 from catalog.forms import ProductFilterForm, ProductForm
 from catalog.selectors import Product
+from shopcart.request_bodies import takes_long_text
 
 PAGE_SIZE = 50
 CHANGED_MEANWHILE = (
@@ -64,6 +67,7 @@ def product_list(request: HttpRequest) -> HttpResponse:
     return render(request, "admin/catalog/product_list.html", _context(request, "Products", page=page))
 
 
+@takes_long_text
 def product_add(request: HttpRequest) -> HttpResponse:
     form = ProductForm(request.POST or None, categories=selectors.category_names())
     if request.method == "POST" and form.is_valid():
@@ -105,6 +109,7 @@ def _initial(product: Product) -> dict[str, Any]:
     }
 
 
+@takes_long_text
 def product_change(request: HttpRequest, product_id: str) -> HttpResponse:
     try:
         product = selectors.get_product(product_id=product_id, include_inactive=True, use_cache=False)
@@ -160,6 +165,29 @@ def _saved_values_that_differ(saved: Product, form: ProductForm) -> list[tuple[s
     ]
 
 
+def _list_address(request: HttpRequest, target: str | None) -> str:
+    """Where to go back to: the product list the staff member came from (its search and page kept), if
+    `target` is one of this site's addresses; else the whole list."""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return reverse("catalog_admin:product_list")
+
+
+@require_safe
+def product_deactivate_confirm(request: HttpRequest, product_id: str) -> HttpResponse:
+    """ "Deactivate" asks first, on a page of its own (so it works without JavaScript): what it does, and a
+    way back to the same list."""
+    try:
+        product = selectors.get_product(product_id=product_id, include_inactive=True, use_cache=False)
+    except ProductNotFound as exc:
+        raise Http404(exc.message) from exc
+    back = _list_address(request, request.GET.get("next"))
+    context = _context(request, f"Deactivate {product.sku}?", product=product, back=back)
+    return render(request, "admin/catalog/product_deactivate.html", context)
+
+
 @require_POST
 def product_set_active(request: HttpRequest, product_id: str) -> HttpResponse:
     active = request.POST.get("active") == "1"
@@ -171,4 +199,4 @@ def product_set_active(request: HttpRequest, product_id: str) -> HttpResponse:
         user_id=request.user.pk, product=product, action="activated" if active else "deactivated"
     )
     messages.success(request, f"“{product.name}” is now {'active' if active else 'deactivated'}.")
-    return redirect("catalog_admin:product_list")
+    return redirect(_list_address(request, request.POST.get("next")))

@@ -16,7 +16,11 @@ JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 
 
 @router.get(
-    "/products", response={200: ProductPageOut, **COMMON_ERROR_RESPONSES}, summary="List or search active products"
+    "/products",
+    response={200: ProductPageOut, 404: ErrorOut, **COMMON_ERROR_RESPONSES},
+    summary="List or search active products",
+    description="`category` matches in any letter case; a category no active product has is 404 "
+    "`unknown_category`, whose message lists the categories there are.",
 )
 def list_products(request: HttpRequest, params: Query[ProductQuery]) -> HttpResponse:
     # The answer's JSON is cached as bytes (one per site address: the image URLs are absolute) and sent
@@ -26,7 +30,7 @@ def list_products(request: HttpRequest, params: Query[ProductQuery]) -> HttpResp
         partial(page_json, site_url=site_url),
         variant=f"api-json:{site_url}",
         query=params.q,
-        category=params.category,
+        category=selectors.category_of(params.category) if params.category.strip() else "",
         sort=params.sort,
         page=params.page,
         page_size=params.page_size,
@@ -38,6 +42,7 @@ def list_products(request: HttpRequest, params: Query[ProductQuery]) -> HttpResp
     "/products/{product_id}",
     response={200: ProductOut, 404: ErrorOut, **COMMON_ERROR_RESPONSES},
     summary="One active product",
+    description="404 `product_not_found`, or `product_no_longer_available` for a product staff withdrew.",
 )
 def get_product(request: HttpRequest, product_id: str) -> ProductOut:
     product = selectors.get_product(product_id=product_id)

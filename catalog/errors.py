@@ -19,3 +19,21 @@ class ProductChanged(Conflict):
 
 class InvalidProduct(Invalid):
     code = "invalid_product"
+
+
+class ProductNoLongerAvailable(ProductNotFound):
+    """The product exists but staff deactivated it: not for sale, and said so (not "no such product")."""
+
+    code = "product_no_longer_available"
+
+
+class UnknownCategory(NotFound):
+    """A category filter naming no category of the active catalog (in any letter case)."""
+
+    code = "unknown_category"
+
+    def __init__(self, *, name: str, categories: list[str]) -> None:
+        listed = ", ".join(categories) or "none yet"
+        super().__init__(f"There is no category “{name}”. The categories are: {listed}.")
+        self.name = name
+        self.categories = categories

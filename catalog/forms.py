@@ -1,20 +1,35 @@
-"""Validation of the catalog pages' query strings."""
+"""Validation of the catalog pages' query strings and of the staff product form."""
 
+import re
+from decimal import Decimal
 from typing import Any
 
 from django import forms
 
-from catalog.models import SKU_MAX_LENGTH
-from catalog.selectors import SORT_LABELS
+from catalog.models import CATEGORY_MAX_LENGTH, DESCRIPTION_MAX_LENGTH, NAME_MAX_LENGTH, SKU_MAX_LENGTH
+from catalog.selectors import SORT_LABELS, search_text
+from catalog.services import PRICE_MESSAGE, normalize_text, price_cents_of, too_long
 from shopcart.money import CURRENCIES
+
+# A price as people write one: digits, and at most two decimals. Not "1e3" (which Decimal reads as 1000)
+# nor "12.5.0"; the range is the service's (at least 0.01).
+_PRICE_TEXT = re.compile(r"[0-9]{1,7}(\.[0-9]{1,2})?")
 
 MAX_QUERY_LENGTH = 200
 MAX_PAGE = 10_000
 
 
+class QueryField(forms.CharField):
+    """The search box: its text as searched for (catalog.selectors.search_text), before any check, so the
+    page shows and finds what the API would."""
+
+    def to_python(self, value: Any) -> str:
+        return search_text(super().to_python(value))
+
+
 class ProductFilterForm(forms.Form):
-    q = forms.CharField(required=False, max_length=MAX_QUERY_LENGTH, strip=True)
-    category = forms.CharField(required=False, max_length=60)
+    q = QueryField(required=False, max_length=MAX_QUERY_LENGTH, strip=True)
+    category = forms.CharField(required=False, max_length=CATEGORY_MAX_LENGTH)
     sort = forms.ChoiceField(required=False, choices=[("", "Default"), *SORT_LABELS.items()])
     page = forms.IntegerField(required=False, min_value=1, max_value=MAX_PAGE)
 
@@ -36,7 +51,8 @@ class ProductFilterForm(forms.Form):
         if "sort" in errors:
             notes.append("That sort order is unknown, so the usual order is used.")
         if "category" in errors:
-            notes.append("That category is unknown, so all categories are shown.")
+            # No category has such a name (too long, a NUL): the list page answers it as an unknown one, 404.
+            data["category"] = (self.data.get("category") or "").strip()
         if "page" in errors:
             # Past the largest page: the view sends the shopper to the last page there is.
             data["page"] = MAX_PAGE if any(e.code == "max_value" for e in errors["page"]) else 1
@@ -53,13 +69,28 @@ class ProductForm(forms.Form):
     sku = forms.CharField(
         max_length=SKU_MAX_LENGTH, help_text="Letters, digits, dots, dashes, underscores. Cannot change later."
     )
-    name = forms.CharField(max_length=200)
-    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), required=False)
-    category = forms.CharField(max_length=60, required=False, widget=forms.Select)
-    new_category = forms.CharField(
-        max_length=60, required=False, label="Or a new category", help_text="Fill in only to add a category."
+    name = forms.CharField(max_length=NAME_MAX_LENGTH)
+    # No maxlength attribute: the browser would cut a long paste short without a word. The limit is said,
+    # counted as the staff member types (shopcart/static/shopcart/text_limit.js, on data-max-length), and
+    # checked here, where a too long text comes back in the form with the error.
+    description = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 8, "data-max-length": DESCRIPTION_MAX_LENGTH}),
+        required=False,
+        help_text=f"At most {DESCRIPTION_MAX_LENGTH:,} characters.",
     )
-    price = forms.DecimalField(min_value=0, max_value=1_000_000, decimal_places=2, max_digits=9)
+    category = forms.CharField(max_length=CATEGORY_MAX_LENGTH, required=False, widget=forms.Select)
+    new_category = forms.CharField(
+        max_length=CATEGORY_MAX_LENGTH,
+        required=False,
+        label="Or a new category",
+        help_text="Fill in only to add a category.",
+    )
+    price = forms.CharField(
+        max_length=20,
+        widget=forms.TextInput(attrs={"inputmode": "decimal"}),
+        help_text="Like 12.50: at least 0.01.",
+        error_messages={"required": PRICE_MESSAGE},
+    )
     currency = forms.ChoiceField(choices=[(code, code) for code in CURRENCIES])
     stock = forms.IntegerField(min_value=0, max_value=1_000_000)
     image_url = forms.CharField(
@@ -80,6 +111,18 @@ class ProductForm(forms.Form):
         current = str(self["category"].value() or "")
         names = sorted({*categories, *([current] if current else [])}, key=str.lower)
         self.fields["category"].widget.choices = [("", "— choose —"), *((name, name) for name in names)]
+
+    def clean_description(self) -> str:
+        description = normalize_text(self.cleaned_data.get("description") or "")
+        if problem := too_long(description, limit=DESCRIPTION_MAX_LENGTH):
+            raise forms.ValidationError(problem, code="max_length")
+        return description
+
+    def clean_price(self) -> Decimal:
+        text = (self.cleaned_data.get("price") or "").strip()
+        if not _PRICE_TEXT.fullmatch(text) or price_cents_of(text) is None:
+            raise forms.ValidationError(PRICE_MESSAGE, code="invalid")
+        return Decimal(text)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

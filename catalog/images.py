@@ -24,6 +24,8 @@ from shopcart.reversing import reverse_once
 
 # Bump when the drawing changes, so browsers fetch the new pictures.
 GENERATOR_VERSION = "1"
+# The query parameter that asks for the generated picture whatever the product has (a page's fallback).
+GENERATED_ONLY = "generated"
 IMAGE_URL_MAX_LENGTH = 500
 IMAGE_URL_ERROR = "Enter the image's full http:// or https:// address, or leave it empty for a generated image."
 _url_validator = URLValidator(schemes=["http", "https"])
@@ -79,6 +81,12 @@ def _image_path(product_id: str) -> str:
 
 def generated_image_path(product: Imaged) -> str:
     return f"{_image_path(product.id)}?v={fingerprint(product)}"
+
+
+def generated_fallback_path(product_id: str) -> str:
+    """The generated picture even of a product with a staff image: what a page shows instead when the
+    staff's address fails to load (shopcart/static/shopcart/image_fallback.js)."""
+    return f"{_image_path(product_id)}?{GENERATED_ONLY}=1"
 
 
 def image_src(product: Imaged) -> str:

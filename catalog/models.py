@@ -7,6 +7,11 @@ from django.db import models
 
 # A product's id is its lower-cased SKU: the one length limit of both (staff form, service, this handle).
 SKU_MAX_LENGTH = 64
+# The other limits of a product's text, for the staff form and the service alike. A name is a heading,
+# not a paragraph; a description a few paragraphs (and a huge paste is refused, not stored: issue 17).
+NAME_MAX_LENGTH = 120
+CATEGORY_MAX_LENGTH = 60
+DESCRIPTION_MAX_LENGTH = 5000
 
 
 class Product(models.Model):

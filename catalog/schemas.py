@@ -4,18 +4,38 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Annotated
 from urllib.parse import urljoin
 
 from ninja import Field, Schema
+from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
 
+from catalog.models import CATEGORY_MAX_LENGTH
 from catalog.selectors import MAX_PAGE_SIZE, MAX_SUGGESTIONS, SORTS, Product, ProductPage, Suggestion
 from shopcart.money import format_amount
+
+SORT_NAMES = ", ".join(SORTS)
+
+
+def _known_sort(sort: str) -> str:
+    """A sort order is one of SORTS; anything else is told so in words (pydantic's `pattern` would show
+    the regular expression)."""
+    if sort and sort not in SORTS:
+        raise PydanticCustomError("unknown_sort", f"Unknown sort order; use one of: {SORT_NAMES}.")
+    return sort
 
 
 class ProductQuery(Schema):
     q: str = Field("", max_length=200, description="Full-text search over name, description, category and SKU")
-    category: str = Field("", max_length=60)
-    sort: str = Field("", pattern=f"^({'|'.join(SORTS)})?$", description="name, price, -price, newest or relevance")
+    category: str = Field(
+        "", max_length=CATEGORY_MAX_LENGTH, description="A category's name, in any letter case; unknown: 404"
+    )
+    sort: Annotated[str, AfterValidator(_known_sort)] = Field(
+        "",
+        description=f"One of: {SORT_NAMES}. Default: relevance with `q`, name without.",
+        json_schema_extra={"enum": ["", *SORTS]},
+    )
     page: int = Field(1, ge=1, le=10_000)
     page_size: int = Field(24, ge=1, le=MAX_PAGE_SIZE)
 

@@ -8,6 +8,7 @@ invalidation to get wrong.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,7 +26,9 @@ from catalog import images, search_words
 # Other apps read the catalog through this module only: the cart records the version it priced at.
 from catalog.cache import catalog_version, catalog_version_and_entry  # noqa: F401
 from catalog.documents import PREFIX_MIN_CHARS, ProductDocument, products_alias
-from catalog.errors import ProductNotFound  # raised by get_product; other apps catch it from here
+
+# Raised by get_product; other apps catch them from here.
+from catalog.errors import ProductNoLongerAvailable, ProductNotFound, UnknownCategory
 from shopcart import es
 from shopcart.money import to_decimal
 
@@ -84,6 +87,11 @@ class Product:
     def image_src(self) -> str:
         """The address an <img> shows: the staff's image, else the generated one (catalog.images)."""
         return images.image_src(self)
+
+    @property
+    def image_fallback(self) -> str:
+        """What the <img> shows if the staff's image fails to load: the generated picture ("" without one)."""
+        return images.generated_fallback_path(self.id) if images.has_own_image(self) else ""
 
 
 @dataclass(frozen=True)
@@ -166,7 +174,7 @@ def get_product(*, product_id: str, include_inactive: bool = False, use_cache: b
         if key:
             cache.set(key, product, catalog_cache.TTL)
     if not product.active and not include_inactive:
-        raise ProductNotFound(f"No product with id {product_id!r}.")
+        raise ProductNoLongerAvailable(f"“{product.name}” is no longer available.")
     return product
 
 
@@ -330,9 +338,20 @@ def _search_body(*, query: str, category: str, sort: str, start: int, size: int,
     return body
 
 
+# Control characters (a NUL, a tab...) separate words like spaces; nobody types one to find it.
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]+")
+
+
+def search_text(query: str) -> str:
+    """A query as it is searched for, by the pages and the API alike: control characters are spaces, and
+    the ends are trimmed ("%00" is an empty query: every product, on the page and in the API)."""
+    return _CONTROL_CHARACTERS.sub(" ", query).strip()
+
+
 def _search_args(*, query: str, sort: str, page: int, page_size: int) -> tuple[str, str, int, int]:
-    """The search's parameters as it runs them: the query stripped, the sort defaulted, page and size clamped."""
-    query = query.strip()
+    """The search's parameters as it runs them: the query as searched for, the sort defaulted, page and
+    size clamped."""
+    query = search_text(query)
     if sort not in SORTS:
         sort = "relevance" if query else "name"
     page_size = max(1, min(page_size, MAX_PAGE_SIZE))
@@ -431,6 +450,18 @@ def search_products_rendered(
     return _cached(key, lambda: render(_run_search(**args, include_inactive=False)))
 
 
+def category_of(name: str) -> str:
+    """The catalog's spelling of the category `name`, matched in any letter case ("books" is "Books"), for
+    the shop's list page and the API alike. UnknownCategory, which lists the real ones, if no active
+    product has it: an unknown category is not an empty one."""
+    categories = [category for category, _ in search_products(page_size=1).facets]
+    wanted = name.strip().casefold()
+    for category in categories:
+        if category.casefold() == wanted:
+            return category
+    raise UnknownCategory(name=name.strip(), categories=categories)
+
+
 class Suggestion(NamedTuple):
     """A product the search box offers while the shopper types."""
 
@@ -448,7 +479,7 @@ def suggest_products(*, query: str, limit: int = 6) -> list[Suggestion]:
     """The first `limit` active products the search for `query` lists (best match first), for the
     suggestion list under the search box; none for fewer than SUGGESTIONS_MIN_LENGTH characters. Cached
     like the searches, without the counts and facets a suggestion does not show."""
-    query = query.strip()
+    query = search_text(query)
     limit = max(1, min(limit, MAX_SUGGESTIONS))
     if len(query) < SUGGESTIONS_MIN_LENGTH:
         return []

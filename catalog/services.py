@@ -21,13 +21,41 @@ from catalog import cache as catalog_cache
 from catalog import images, indexes
 from catalog.documents import products_alias
 from catalog.errors import InvalidProduct, ProductChanged, ProductNotFound, SkuAlreadyExists
-from catalog.models import SKU_MAX_LENGTH
+from catalog.models import CATEGORY_MAX_LENGTH, DESCRIPTION_MAX_LENGTH, NAME_MAX_LENGTH, SKU_MAX_LENGTH
 from catalog.models import Product as ProductHandle
 from catalog.selectors import Product, get_product
 from shopcart import es
 from shopcart.money import CURRENCIES, to_cents
 
 SKU_PATTERN = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{SKU_MAX_LENGTH - 1}}}$")
+# A price is at least a cent: a product saved at 0 could be bought for nothing by mistake (issue 17).
+MIN_PRICE_CENTS = 1
+MAX_PRICE_CENTS = 100_000_000
+PRICE_MESSAGE = "Enter a price from 0.01 to 1,000,000.00, in digits with at most two decimals (like 12.50)."
+
+
+def price_cents_of(price: Decimal | str) -> int | None:
+    """`price` in cents, or None if the shop cannot sell at it: below MIN_PRICE_CENTS, above
+    MAX_PRICE_CENTS, or finer than a cent."""
+    try:
+        cents = to_cents(price)
+    except ValueError:
+        return None
+    return cents if MIN_PRICE_CENTS <= cents <= MAX_PRICE_CENTS else None
+
+
+def too_long(text: str, *, limit: int) -> str | None:
+    """What a text longer than `limit` characters is told (None if it fits): the staff form and the
+    service say the same."""
+    if len(text) <= limit:
+        return None
+    return f"Use at most {limit:,} characters; this has {len(text):,}."
+
+
+def normalize_text(text: str) -> str:
+    """A text field as stored: a browser sends each line break of a textarea as CRLF; one LF is kept, so
+    a length counts what the staff member sees (and what the form's counter counted)."""
+    return text.replace("\r\n", "\n").strip()
 
 
 @dataclass(frozen=True)
@@ -70,19 +98,26 @@ def validate_product_input(data: ProductInput) -> dict[str, Any]:
     fields: dict[str, list[str]] = {}
     if not SKU_PATTERN.match(data.sku.strip()):
         fields["sku"] = [f"Use 1-{SKU_MAX_LENGTH} letters, digits, dots, dashes or underscores."]
-    if not data.name.strip() or len(data.name) > 200:
-        fields["name"] = ["A name of 1-200 characters is required."]
-    if not data.category.strip() or len(data.category) > 60:
-        fields["category"] = ["A category of 1-60 characters is required."]
+    name, category, description = (
+        normalize_text(data.name),
+        normalize_text(data.category),
+        normalize_text(data.description),
+    )
+    if not name:
+        fields["name"] = ["Enter the product's name."]
+    elif problem := too_long(name, limit=NAME_MAX_LENGTH):
+        fields["name"] = [problem]
+    if not category:
+        fields["category"] = ["Choose a category, or type a new one."]
+    elif problem := too_long(category, limit=CATEGORY_MAX_LENGTH):
+        fields["category"] = [problem]
+    if problem := too_long(description, limit=DESCRIPTION_MAX_LENGTH):
+        fields["description"] = [problem]
     if data.currency not in CURRENCIES:
         fields["currency"] = [f"One of {', '.join(sorted(CURRENCIES))}."]
-    try:
-        price_cents = to_cents(data.price)
-        if price_cents < 0 or price_cents > 100_000_000:
-            raise ValueError
-    except ValueError:
-        fields["price"] = ["A price from 0.00 to 1000000.00 with at most two decimals."]
-        price_cents = 0
+    price_cents = price_cents_of(data.price)
+    if price_cents is None:
+        fields["price"] = [PRICE_MESSAGE]
     if not 0 <= data.stock <= 1_000_000:
         fields["stock"] = ["Stock from 0 to 1000000."]
     if problem := images.image_url_problem(data.image_url):
@@ -91,9 +126,9 @@ def validate_product_input(data: ProductInput) -> dict[str, Any]:
         raise InvalidProduct("The product is invalid.", fields=fields)
     return {
         "sku": data.sku.strip(),
-        "name": data.name.strip(),
-        "description": data.description.strip(),
-        "category": data.category.strip(),
+        "name": name,
+        "description": description,
+        "category": category,
         "price_cents": price_cents,
         "currency": data.currency,
         "stock": data.stock,

@@ -3,6 +3,7 @@ their status codes and their one JSON shape in shopcart/http_errors.py; the Bear
 
 from __future__ import annotations
 
+from csp.decorators import csp_update
 from ninja import NinjaAPI
 
 from accounts.api import router as accounts_router
@@ -19,9 +20,13 @@ api = NinjaAPI(
         'Accounts, catalog and cart. Errors are `{"error": {"code", "message", "fields"?}}`, a wrong method '
         "included (405 with `Allow`); every GET route answers HEAD. POST /register, /login and /user/cart also "
         "take form bodies (URL-encoded or multipart). Under `/api/v0/` the same routes answer in the original "
-        'system\'s envelope `{"success", "message", "payload"}` (docs/original-api.md).'
+        'system\'s envelope `{"success", "message", "payload"}`, so a client written for it only changes its base '
+        'URL. Money is a decimal string ("12.50"). The schema itself: [/api/openapi.json](/api/openapi.json); '
+        "the shop: [its pages](/)."
     ),
     docs_url="/docs",
+    # Swagger UI draws its icons as data: SVG images; otherwise the site's policy holds (no inline script).
+    docs_decorator=csp_update({"img-src": ["data:"]}),
     urls_namespace="api",
     parser=RequestBodyParser(),
 )

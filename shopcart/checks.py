@@ -28,7 +28,8 @@ MIN_INT: dict[str, int] = {
     "PASSWORD_RESET_TIMEOUT": 1,
     "EMAIL_CHANGE_TIMEOUT": 1,
     "EMAIL_CHANGE_LIMIT": 1,
-    "DATA_UPLOAD_MAX_MEMORY_SIZE": 1,
+    "REQUEST_BODY_LIMIT": 1,
+    "LONG_FORM_BODY_LIMIT": 1,
     "CART_MAX_QUANTITY_PER_LINE": 1,
     "CART_WRITE_RETRIES": 0,
     "CART_SUMMARY_CACHE_TTL": 0,
@@ -68,8 +69,6 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
     problems: list[CheckMessage] = []
     for name, minimum in MIN_INT.items():
         value = getattr(settings, name)
-        if name == "DATA_UPLOAD_MAX_MEMORY_SIZE" and value is None:
-            continue  # Django's "no limit"
         if not _is_int(value) or value < minimum:
             problems.append(
                 Error(f"{name} must be a whole number of at least {minimum}, not {value!r}.", id="shopcart.E001")

@@ -4,7 +4,11 @@ handlers (installed on the NinjaAPI by shopcart/api.py)."""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import redis.exceptions
+from django.contrib.auth.models import AnonymousUser
 from django.db import InterfaceError as DatabaseInterfaceError
 from django.db import OperationalError as DatabaseOperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -26,6 +30,8 @@ from shopcart.errors import (
 )
 from shopcart.eventbus import EventBusUnavailable
 from shopcart.request_bodies import INVALID_TEXT_MESSAGE, UnstorableText, UnsupportedMediaType
+
+logger = logging.getLogger(__name__)
 
 # Exceptions raised when the database, Redis or NATS cannot be reached; each becomes a 503 (Elasticsearch:
 # es.is_unavailable). Django raises OperationalError for a server that is down, restarting or read-only (a
@@ -70,11 +76,36 @@ def error_page(
     message: str,
     fields: dict[str, list[str]] | None = None,
 ) -> HttpResponse:
-    """An error in the site's shapes: the JSON error for the API, else the plain error page. Rendered
-    without a request context: an error page must not need the session (Redis may be down)."""
+    """An error in the site's shapes: the JSON error for the API, else the error page in the shop's
+    layout (render_page_safely)."""
     if wants_json(request):
         return error_response(status=status, code=code, message=message, fields=fields)
-    html = render_to_string("errors/error.html", {"status": status, "title": title, "message": message})
+    context = {"status": status, "title": title, "message": message}
+    return render_page_safely(request, "errors/error.html", context, status=status)
+
+
+def _visitor(request: HttpRequest) -> Any:
+    """The signed-in user the header names, or an anonymous one when that cannot be known: the session
+    unreadable (Redis down: the 503 page), or the request refused before the auth middleware (a 413)."""
+    try:
+        user = request.user  # type: ignore[attr-defined]
+        bool(user.is_authenticated)  # reads the session, once
+    except Exception:  # noqa: BLE001 - the header of an error page: anything unreadable is left out
+        return AnonymousUser()
+    return user
+
+
+def render_page_safely(request: HttpRequest, template: str, context: dict[str, Any], *, status: int) -> HttpResponse:
+    """A page answering an error (404, 410, 413, 503, the CSRF page...) in the shop's layout, header
+    included: search, cart and account links, so a visitor who meets it still has the shop. Whatever the
+    header cannot read is left out (the visitor: _visitor; the cart count: cart.context_processors), and
+    if the page still cannot be rendered with the request, it is rendered without it (no account links):
+    an error page must never fail in turn."""
+    try:
+        html = render_to_string(template, {**context, "user": _visitor(request)}, request=request)
+    except Exception:
+        logger.warning("error page %s rendered without the request", template, exc_info=True)
+        html = render_to_string(template, {**context, "user": AnonymousUser()})
     return HttpResponse(html, status=status)
 
 
@@ -169,11 +200,13 @@ _HTTP_ERROR_CODES = {400: "bad_request", 401: "not_authenticated", 403: "forbidd
 
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     if isinstance(exc.__cause__, UnsupportedMediaType):  # ninja wraps any parser error in a 400
+        sent = str(exc.__cause__)
         return error_response(
             status=415,
             code="unsupported_media_type",
-            message=f"Send the body as JSON with 'Content-Type: application/json' (not {exc.__cause__}); "
-            "a POST may also send a form (application/x-www-form-urlencoded or multipart/form-data).",
+            message=f"Send the body as JSON with 'Content-Type: application/json' (this request "
+            f"{f'said {sent}' if sent else 'had no Content-Type'}); a POST may also send a form "
+            "(application/x-www-form-urlencoded or multipart/form-data).",
         )
     if isinstance(exc.__cause__, UnstorableText):
         return error_response(

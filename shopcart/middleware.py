@@ -4,12 +4,13 @@ import json
 import os
 import socket
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from shopcart.http_errors import error_page, error_response
-from shopcart.request_bodies import INVALID_TEXT_MESSAGE, undecodable_form_fields
+from shopcart.request_bodies import INVALID_TEXT_MESSAGE, body_limit, undecodable_form_fields
 
 
 class ServedByMiddleware:
@@ -32,13 +33,30 @@ def _content_length(request: HttpRequest) -> int:
         return 0
 
 
+def body_too_large(request: HttpRequest, *, length: int | None, limit: int) -> HttpResponse:
+    """The 413 in the site's shapes: the API's JSON error, or a page that says nothing was saved and how
+    to get the typing back (the browser's Back button keeps a form's fields)."""
+    size = f"The request body is {length:,} bytes" if length is not None else "The request body is too large"
+    if request.path.startswith("/api/"):
+        message = f"{size}; this site accepts at most {limit:,}."
+    else:
+        message = (
+            f"{size}; this shop accepts at most {limit:,}. Nothing was saved. Go back: your browser still "
+            "has what you typed. Then shorten the longest text and send it again."
+        )
+    return error_page(request, status=413, code="payload_too_large", title="Request too large", message=message)
+
+
 class RequestBodyMiddleware:
-    """Refuses a URL-encoded form with a field that is not UTF-8 text with **400** naming the field (pages
-    and API alike; JSON bodies are checked by shopcart.request_bodies). And refuses a body larger than
-    DATA_UPLOAD_MAX_MEMORY_SIZE with **413**, before anything reads it,
-    in the site's error shapes. Django alone answers 400 (RequestDataTooBig, a SuspiciousOperation,
-    raised once a view or the CSRF check reads the body). The site takes no file uploads, so the whole
-    body counts. nginx refuses beyond its own `client_max_body_size` first.
+    """Refuses a body larger than the view's limit with **413** before anything reads it, in the site's
+    error shapes: REQUEST_BODY_LIMIT, or LONG_FORM_BODY_LIMIT for a page marked
+    shopcart.request_bodies.takes_long_text (Django alone would answer 400: RequestDataTooBig, once the
+    CSRF check or a view read the body). And refuses a URL-encoded form with a field that is not UTF-8 text
+    with **400** naming the field (pages and API alike; JSON bodies are checked by shopcart.request_bodies).
+    The site takes no file uploads, so the whole body counts. nginx refuses beyond its own
+    `client_max_body_size` first. Here, in process_view, because the limit is the view's: it runs before
+    every view (the CSRF middleware's process_view included, which reads the form), never for an address
+    without one (a 404 never reads the body).
 
     Only the declared Content-Length is looked at: Django never reads past it, so a body cannot be
     larger than it says. (A non-JSON body sent to the API is refused with 415 by shopcart.http_errors.)
@@ -48,16 +66,14 @@ class RequestBodyMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        length = _content_length(request)
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        if limit is not None and length > limit:
-            return error_page(
-                request,
-                status=413,
-                code="payload_too_large",
-                title="Request too large",
-                message=f"The request body is {length} bytes; this site accepts at most {limit}.",
-            )
+        return self.get_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view: Callable[..., HttpResponse], args: Any, kwargs: Any
+    ) -> HttpResponse | None:
+        length, limit = _content_length(request), body_limit(view)
+        if length > limit:
+            return body_too_large(request, length=length, limit=limit)
         is_form = (request.content_type or "").lower() == "application/x-www-form-urlencoded"
         if fields := (undecodable_form_fields(request.body) if is_form and length else []):
             return error_page(
@@ -68,7 +84,7 @@ class RequestBodyMiddleware:
                 message=f"Not valid text in: {', '.join(fields)}. {INVALID_TEXT_MESSAGE}",
                 fields={name: [INVALID_TEXT_MESSAGE] for name in fields},
             )
-        return self.get_response(request)
+        return None
 
 
 def _is_api(request: HttpRequest) -> bool:

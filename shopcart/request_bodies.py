@@ -7,9 +7,11 @@ No app imports: the apps' schemas import this module."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import unquote_to_bytes
 
+from django.conf import settings
 from django.http import HttpRequest
 from ninja.parser import Parser
 from pydantic import ValidationInfo
@@ -20,6 +22,22 @@ _WHOLE_NUMBER = re.compile(r"[0-9]{1,30}")
 INVALID_TEXT_MESSAGE = (
     "Contains characters that are not valid text (a NUL character, an unpaired surrogate, or bytes not UTF-8)."
 )
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def takes_long_text(view: View) -> View:
+    """Marks a page whose form takes long texts: its body may be up to LONG_FORM_BODY_LIMIT instead of
+    REQUEST_BODY_LIMIT (shopcart.middleware.RequestBodyMiddleware), so that a text past its field's limit
+    comes back in the form with a field error, not as a 413 that loses what was typed. (Decorators such as
+    the admin's admin_view copy the mark onto their wrapper.)"""
+    view.takes_long_text = True  # type: ignore[attr-defined]
+    return view
+
+
+def body_limit(view: Callable[..., Any]) -> int:
+    """The largest body `view` reads, in bytes."""
+    return settings.LONG_FORM_BODY_LIMIT if getattr(view, "takes_long_text", False) else settings.REQUEST_BODY_LIMIT
 
 
 class UnsupportedMediaType(Exception):
@@ -80,16 +98,24 @@ class RequestBodyParser(Parser):
         elif content_type == "application/json" or content_type.endswith("+json"):
             data = super().parse_body(request)
         else:
-            raise UnsupportedMediaType(content_type or "none")
+            raise UnsupportedMediaType(content_type)
         if fields := fields_with_unstorable_text(data):
             raise UnstorableText(fields)
         return data
+
+
+def whole_number(text: str) -> int | None:
+    """A form field's text as a whole number: digits only ("3", " 3 "), so "3.0", "1.5", "+3", "1e3" and
+    other scripts' digits are not one (None). The pages' forms and the API's form bodies read numbers so."""
+    text = text.strip()
+    return int(text) if _WHOLE_NUMBER.fullmatch(text) else None
 
 
 def form_whole_number(value: Any, info: ValidationInfo) -> Any:
     """A form field is text: "3" in a form body is the number 3 (a JSON body must send 3 itself).
     For a pydantic BeforeValidator on an integer field; django-ninja puts the request in the context."""
     request = (info.context or {}).get("request")
-    if isinstance(value, str) and request is not None and is_form_body(request) and _WHOLE_NUMBER.fullmatch(value):
-        return int(value)
+    if isinstance(value, str) and request is not None and is_form_body(request):
+        number = whole_number(value)
+        return value if number is None else number
     return value

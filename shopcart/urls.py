@@ -8,6 +8,8 @@ from shopcart.api import api
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    # nginx's page for a body past its client_max_body_size (devstack/nginx, deploy/nginx).
+    path("errors/request-too-large", views.request_too_large, name="request_too_large"),
     # Staff pages for Elasticsearch products, inside the admin site (before it, so its catch-all does not win).
     path("admin/catalog/products/", include("catalog.admin_urls")),
     # The name the admin's log-in page looks for to offer "Forgotten your password?": the shop's reset page.

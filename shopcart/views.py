@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import sys
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import REASON_NO_CSRF_COOKIE
-from django.template.loader import render_to_string
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
@@ -15,7 +15,8 @@ from django.views.decorators.http import require_safe
 from cart import relay
 from shopcart import lifecycle
 from shopcart.health import run_checks
-from shopcart.http_errors import error_page, unavailable_dependency, unavailable_message, wants_json
+from shopcart.http_errors import error_page, render_page_safely, unavailable_dependency, unavailable_message, wants_json
+from shopcart.middleware import body_too_large
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +86,14 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
         "back": referer if referer and same_site else "/",
         "no_cookie": reason == REASON_NO_CSRF_COOKIE,
     }
-    # No request context, as for every error page: it must not need the session (Redis may be down).
-    return HttpResponse(render_to_string("errors/csrf_failure.html", context), status=403)
+    return render_page_safely(request, "errors/csrf_failure.html", context, status=403)
+
+
+@require_safe
+def request_too_large(request: HttpRequest) -> HttpResponse:
+    """The 413 page nginx shows (its `error_page 413`, asked for with GET, without the body it refused)
+    for a body past its client_max_body_size: the shop's page, not nginx's bare one."""
+    return body_too_large(request, length=None, limit=settings.LONG_FORM_BODY_LIMIT)
 
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

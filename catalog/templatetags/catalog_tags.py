@@ -12,9 +12,17 @@ from django.utils.html import conditional_escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import get_language
 
+from catalog import images
 from catalog.selectors import ProductPage
 
 register = template.Library()
+
+
+@register.simple_tag
+def generated_picture(product_id: str) -> str:
+    """The address of a product's generated picture, whatever else it has: the fallback of a picture that
+    fails to load (the cart's lines know only the product's id)."""
+    return images.generated_fallback_path(product_id)
 
 
 @register.simple_tag(takes_context=True)

@@ -47,13 +47,16 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response, the short-circuited ones (413, 405) included.
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "shopcart.middleware.ServedByMiddleware",
     # /api/v0/...: the API in the original's response envelope (docs/original-api.md).
     "shopcart.middleware.OriginalApiMiddleware",
     # /api/: HEAD like GET, and a wrong method is a JSON 405.
     "shopcart.middleware.ApiMethodMiddleware",
-    # 413 for an oversized body, before anything reads it.
+    # 413 for an oversized body, before anything reads it: its process_view runs before the CSRF
+    # middleware's, which reads the form (and, like every process_view, after request.user is set).
     "shopcart.middleware.RequestBodyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -63,9 +66,32 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-# The largest request body accepted (bytes); bigger ones get a 413 (shopcart.middleware). The largest
-# real form, a product with its description, is a few KiB. nginx has its own, higher limit in front.
-DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=256 * 1024)
+# The largest request body accepted (bytes); bigger ones get a 413 (shopcart.middleware). A real form or
+# API call is a few KiB at most.
+REQUEST_BODY_LIMIT = env.int("REQUEST_BODY_LIMIT", default=256 * 1024)
+# The same for the few forms that take long texts (shopcart.request_bodies.takes_long_text: the staff
+# product form, whose description someone may paste far too much into): up to this size the form comes
+# back with the text and a field error instead of a 413. Keep it at most nginx's client_max_body_size (1m).
+LONG_FORM_BODY_LIMIT = env.int("LONG_FORM_BODY_LIMIT", default=1024 * 1024)
+# Django's own limit, behind the middleware's: the larger of the two, so the long forms can be read.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(REQUEST_BODY_LIMIT, LONG_FORM_BODY_LIMIT)
+
+# Content-Security-Policy (django-csp), on every response: scripts and styles only from the shop's own
+# static files, so text that slipped past escaping could not run (no 'unsafe-inline', no eval). Pictures
+# may come from any http(s) address: staff give product images by URL. The API docs page (Swagger UI)
+# adds only what it needs (shopcart/api.py); the generated product SVGs send a stricter policy of their own.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "http:", "https:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # The shop's own page for a failed CSRF check (a form from before a log-in in another tab, say).
 CSRF_FAILURE_VIEW = "shopcart.views.csrf_failure"

@@ -93,7 +93,10 @@ def test_the_name_is_changed_and_refused_when_empty_or_too_long(browser: Client,
     ann.refresh_from_db()
     assert ann.name == "Ann Lovelace"
 
-    for bad, message in (("   ", "Enter your name."), ("x" * 151, "Use at most 150 characters.")):
+    for bad, message in (
+        ("   ", "Enter your name."),
+        ("x" * (services.NAME_MAX_LENGTH + 1), f"Use at most {services.NAME_MAX_LENGTH} characters."),
+    ):
         refused = post(browser, "/accounts/", "/accounts/", {"name": bad})
         assert refused.status_code == 200
         assert message in refused.content.decode()

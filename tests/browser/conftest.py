@@ -1,11 +1,13 @@
-"""The browser tests' fixtures: one headless Chromium per module, a fresh page per test, and the live
-shop with the demo catalog."""
+"""The browser tests' fixtures: one headless Chromium per module, a fresh tab per test (on a desktop
+screen, a phone, or each of the two), and the live shop with the demo catalog. Every tab fails its test
+on any Content-Security-Policy violation: the policy is on, as in production."""
 
 from __future__ import annotations
 
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from django.core.management import call_command
 from django.test import override_settings
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, SCREENS, SCREENSHOTS, watch_csp
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +48,35 @@ def shop(live_server) -> Iterator[str]:  # type: ignore[no-untyped-def]
         yield live_server.url
 
 
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+@contextmanager
+def csp_checked_tab(browser: Browser, screen: str) -> Iterator[Page]:
+    """A tab on `screen` (tests.support.browser.SCREENS); the test fails if any page it showed broke
+    the Content-Security-Policy."""
+    context = browser.new_context(**SCREENS[screen])  # type: ignore[arg-type]
+    violations = watch_csp(context)
     tab = context.new_page()
     tab.set_default_timeout(10_000)
-    yield tab
-    context.close()
+    try:
+        yield tab
+    finally:
+        context.close()
+    assert violations == [], "Content-Security-Policy violations:\n" + "\n".join(violations)
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    with csp_checked_tab(browser, "desktop") as tab:
+        yield tab
+
+
+@pytest.fixture
+def phone(browser: Browser) -> Iterator[Page]:
+    with csp_checked_tab(browser, "phone") as tab:
+        yield tab
+
+
+@pytest.fixture(params=sorted(SCREENS))
+def screen_tab(request: pytest.FixtureRequest, browser: Browser) -> Iterator[Page]:
+    """The same test on each screen: 1280 px (desktop) and 360 px (phone)."""
+    with csp_checked_tab(browser, request.param) as tab:
+        yield tab

@@ -7,13 +7,9 @@ messages work as a person sees them.
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
-from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,9 +17,19 @@ from playwright.sync_api import Browser, Page, expect
 
 from accounts.models import User
 from catalog import selectors
-from tests.support import ROOT
 from tests.support.accounts import wait_for_mail
-from tests.support.browser import PASSWORD, SCREENSHOTS, log_in, shot
+from tests.support.browser import (
+    HEADINGS_JS,
+    MIN_TARGET,
+    PASSWORD,
+    PHONE,
+    SCREENSHOTS,
+    axe_violations,
+    heading_problems,
+    log_in,
+    page_problems,
+    shot,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -147,73 +153,6 @@ def test_errors_are_shown_to_the_user(shop: str, page: Page, django_user_model) 
 
 # --- phones and accessibility ---------------------------------------------------------------------------
 
-PHONE = {"width": 360, "height": 740}
-MIN_TARGET = 44  # px, the height of what a finger presses (WCAG 2.5.5)
-# axe-core, installed by `make browser` (the Makefile pins the version) into the git-ignored .cache/.
-AXE = Path(os.environ.get("AXE_CORE_PATH", ROOT / ".cache" / "npm" / "node_modules" / "axe-core" / "axe.min.js"))
-
-# Links and buttons in the navigation and in forms (the shop's and the staff pages') that are too low.
-SMALL_TARGETS_JS = """(min) => [...document.querySelectorAll(
-    'nav a, nav button, form button, form input:not([type=hidden]), form select, form textarea, form a,'
-    + ' .skip-link:focus, aside a')]
-  .filter(e => e.getClientRects().length && !e.closest('.visually-hidden'))
-  .map(e => [e.outerHTML.slice(0, 90), Math.round(e.getBoundingClientRect().height)])
-  .filter(([, height]) => height < min)"""
-# h1 first, then no level skipped on the way down (h2 -> h4 is a skip; h3 -> h2 is fine).
-HEADINGS_JS = """() => [...document.querySelectorAll('h1, h2, h3, h4, h5, h6')]
-  .filter(e => e.getClientRects().length || e.closest('.visually-hidden'))
-  .map(e => Number(e.tagName[1]))"""
-
-
-# Ids an aria-describedby names that are not on the page (an error or help text not linked to its input).
-DANGLING_DESCRIBEDBY_JS = """() => [...document.querySelectorAll('[aria-describedby]')]
-  .flatMap(e => e.getAttribute('aria-describedby').split(/\\s+/).filter(id => !document.getElementById(id))
-  .map(id => `${e.name || e.id}: no #${id}`))"""
-
-
-def heading_problems(levels: list[int]) -> list[str]:
-    if not levels:
-        return ["no headings"]
-    problems = [] if levels[0] == 1 else [f"the first heading is h{levels[0]}, not h1"]
-    problems += [f"h{a} followed by h{b}" for a, b in pairwise(levels) if b > a + 1]
-    return problems
-
-
-def axe_violations(page: Page) -> list[str]:
-    if not AXE.exists():
-        pytest.exit(f"axe-core not found at {AXE}. Install it with: make browser")
-    page.add_script_tag(path=str(AXE))
-    violations = page.evaluate("async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
-        for v in violations
-        if v["impact"] in ("serious", "critical")
-    ]
-
-
-def page_problems(page: Page, *, touch: bool = True, screen_width: int = PHONE["width"]) -> list[str]:
-    """What is wrong with the page on a phone (or a screen that wide): sideways scrolling, small targets,
-    heading order, axe."""
-    problems = []
-    width = page.evaluate("document.documentElement.scrollWidth")
-    if width > screen_width:
-        problems.append(f"{width} px wide")
-    if touch:
-        problems += [f"{height} px tall: {html}" for html, height in page.evaluate(SMALL_TARGETS_JS, MIN_TARGET)]
-    problems += heading_problems(page.evaluate(HEADINGS_JS))
-    problems += page.evaluate(DANGLING_DESCRIBEDBY_JS)
-    problems += axe_violations(page)
-    return problems
-
-
-@pytest.fixture
-def phone(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
-    tab = context.new_page()
-    tab.set_default_timeout(10_000)
-    yield tab
-    context.close()
-
 
 def test_every_page_fits_a_phone_and_passes_axe(shop: str, phone: Page, django_user_model) -> None:  # type: ignore[no-untyped-def]
     problems: dict[str, list[str]] = {}
@@ -318,26 +257,18 @@ def test_desktop_pages_pass_axe_too(shop: str, page: Page) -> None:
 
 # --- the search box's suggestions and the account page (issue 17, items 11 and 13), at both widths ----------
 
-WIDTHS = {"desktop": {"width": 1280, "height": 900}, "phone": PHONE}
 
-
-@pytest.fixture(params=list(WIDTHS))
-def screen(request: pytest.FixtureRequest, browser: Browser) -> Iterator[Page]:
-    """A tab at 1280 px, then at 360 px (a phone, touch)."""
-    phone = request.param == "phone"
-    context = browser.new_context(
-        viewport=WIDTHS[request.param], device_scale_factor=2 if phone else 1, is_mobile=phone, has_touch=phone
-    )
-    tab = context.new_page()
-    tab.set_default_timeout(10_000)
-    tab.screen_name = request.param  # type: ignore[attr-defined]
-    yield tab
-    context.close()
+@pytest.fixture
+def screen(screen_tab: Page) -> Page:
+    """A tab at 1280 px, then at 360 px (a phone, touch): tests/browser/conftest.py's, CSP-checked."""
+    phone = screen_tab.viewport_size["width"] <= PHONE["width"]  # type: ignore[index]
+    screen_tab.screen_name = "phone" if phone else "desktop"  # type: ignore[attr-defined]
+    return screen_tab
 
 
 def screen_problems(page: Page) -> list[str]:
     width = page.viewport_size["width"]  # type: ignore[index]
-    return page_problems(page, touch=width <= PHONE["width"], screen_width=width)
+    return page_problems(page, touch=width <= PHONE["width"])
 
 
 def test_search_suggestions_as_you_type_with_the_keyboard(shop: str, screen: Page) -> None:

@@ -140,10 +140,13 @@ def test_set_quantity_remove_and_clear(cart_id: str) -> None:
     with pytest.raises(OutOfStock):
         services.set_quantity(cart_id=cart_id, product_id=one.id, quantity=11)
     with pytest.raises(QuantityInvalid):
-        services.set_quantity(cart_id=cart_id, product_id=one.id, quantity=0)
+        services.set_quantity(cart_id=cart_id, product_id=one.id, quantity=-1)
 
     after_remove = services.remove_item(cart_id=cart_id, product_id=one.id)
     assert [line.product_id for line in after_remove.lines] == [two.id]
+    services.add_item(cart_id=cart_id, product_id=one.id, quantity=1)
+    zero = services.set_quantity(cart_id=cart_id, product_id=one.id, quantity=0)  # 0 removes the line
+    assert [line.product_id for line in zero.lines] == [two.id]
     cleared = services.clear_cart(cart_id=cart_id)
     assert cleared.lines == ()
     assert selectors.get_cart(cart_id=cart_id).lines == ()

@@ -21,7 +21,7 @@ from tests.support.es import api_error
 def test_a_node_not_connected_on_the_cart_read_is_503_on_the_api_and_the_page(monkeypatch: Any) -> None:
     client = api_client(make_user())
     browser = Client(raise_request_exception=False)  # as served: through handler500
-    browser.post("/cart/add", {"product_id": "any-product"})  # a session with a guest cart id
+    browser.post("/cart/add", {"product_id": "any-product", "quantity": "1"})  # a session with a guest cart id
 
     def node_not_connected(*, cart_id: str, timeout: float | None = None) -> Any:
         raise api_error(ApiError, 502, "node_not_connected_exception")

@@ -317,6 +317,25 @@ def test_a_body_nginx_refuses_is_still_a_json_error_on_the_api(replicas: Replica
     assert half_mib.served_by in NAMES
 
 
+def test_a_form_nginx_refuses_gets_the_shops_own_page(replicas: ReplicaSet) -> None:
+    """Past nginx's client_max_body_size a page's form gets the shop's 413 page, header and all, saying how
+    to get the typing back (issue 17), not nginx's bare "Request Entity Too Large"."""
+    huge = {"sku": "BIG-1", "name": "Big", "description": "x" * (2 * 1024 * 1024)}
+    reply = call("POST", "/admin/catalog/products/add/", form=huge)
+    assert reply.status == 413
+    assert reply.headers["content-type"].startswith("text/html")
+    assert reply.served_by in NAMES  # the app's page, asked for by nginx
+    page = reply.text
+    assert "<h1>Request too large</h1>" in page
+    assert "your browser still has what you typed" in page
+    assert 'role="search"' in page  # the shop's header
+
+
+def test_nginx_does_not_announce_its_version(replicas: ReplicaSet) -> None:
+    for path in ("/healthz", "/nope"):
+        assert call("GET", path).headers["server"] == "nginx"
+
+
 def test_login_throttling_counts_across_replicas(replicas: ReplicaSet) -> None:
     # Our own client addresses (nginx passes them on in X-Forwarded-For), so no other test shares them.
     guesser, bystander = f"127.0.{uuid.uuid4().int % 200 + 20}.7", f"127.0.{uuid.uuid4().int % 200 + 20}.8"
@@ -577,6 +596,7 @@ def test_docker_compose_balances_by_the_same_rules() -> None:
         "proxy_read_timeout",
         "proxy_set_header Host",
         "client_max_body_size",
+        "server_tokens",
         "error_page",
         "return 413",
     ):
