@@ -93,8 +93,18 @@ class Browser:
         self.token = token
         self.cookies: dict[str, str] = {}
 
-    def request(self, method: str, path: str, *, form: dict[str, Any] | None = None, json_body: Any = None) -> Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        form: dict[str, Any] | None = None,
+        json_body: Any = None,
+        idempotency_key: str | None = None,
+    ) -> Response:
         headers = {"Accept": "text/html" if form is not None or not path.startswith("/api/") else "application/json"}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
         if self.token:
@@ -211,8 +221,18 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
 _LEAKS = ("Traceback", 'File "', "ConnectionError", "Exception", "redis.exceptions", "elastic_transport")
 
 
-def unavailable_problem(response: Response, path: str) -> str | None:
-    """Why `response` is not a proper 503 for `path`, or None if it is one."""
+def error_code(response: Response) -> str | None:
+    try:
+        return str(response.json()["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+UNAVAILABLE = ("service_unavailable",)
+
+
+def unavailable_problem(response: Response, path: str, *, codes: tuple[str, ...] = UNAVAILABLE) -> str | None:
+    """Why `response` is not a proper 503 for `path` (an API error with one of `codes`), or None if it is one."""
     if response.status != 503:
         return f"status {response.status}, not 503"
     if response.headers.get("retry-after") != "5":
@@ -224,7 +244,7 @@ def unavailable_problem(response: Response, path: str) -> str | None:
             error = response.json()["error"]
         except (ValueError, KeyError, TypeError):
             return f"not the JSON error shape: {response.text[:200]!r}"
-        if error.get("code") != "service_unavailable" or not error.get("message"):
+        if error.get("code") not in codes or not error.get("message"):
             return f"wrong error body: {error!r}"
         return None
     if not response.headers.get("content-type", "").startswith("text/html"):
@@ -251,6 +271,8 @@ class Load:
     product_id: str
     records: list[Record] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # Adds first answered `outcome_unknown`: the status that finally settled each one.
+    unknown_resolved: list[int] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -260,17 +282,36 @@ class Load:
             self.records.append(Record(what, path, response.status, response))
 
     def _adder(self) -> None:
+        """Adds one at a time, each with its own Idempotency-Key. An add answered `outcome_unknown` (its
+        write reached Elasticsearch, the answer did not) is sent again with the same key until it gets a
+        definite answer, as that answer tells an API client to: the add then counts once, whatever the
+        lost write did."""
         client = self.shop.browser(token_of="loader")
         while not self._stop.is_set():
-            try:
-                response = client.request(
-                    "POST", "/api/user/cart", json_body={"productId": self.product_id, "quantity": 1}
-                )
-            except (OSError, http.client.HTTPException) as exc:  # the app never went away: none expected
-                with self._lock:
-                    self.errors.append(f"add: {exc!r}")
-            else:
+            key = f"load-{uuid.uuid4()}"
+            unknown = False
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    response = client.request(
+                        "POST",
+                        "/api/user/cart",
+                        json_body={"productId": self.product_id, "quantity": 1},
+                        idempotency_key=key,
+                    )
+                except (OSError, http.client.HTTPException) as exc:  # the app never went away: none expected
+                    with self._lock:
+                        self.errors.append(f"add: {exc!r}")
+                    break
                 self._record("add", "/api/user/cart", response)
+                if response.status == 503 and error_code(response) == "outcome_unknown":
+                    unknown = True
+                if not unknown or response.status == 200:
+                    break
+                time.sleep(PAUSE)  # outcome unknown: ask again, same key, until the answer is definite
+            if unknown:  # the last answer settled it, or the deadline passed (then not a 200: the test fails)
+                with self._lock:
+                    self.unknown_resolved.append(response.status)
             time.sleep(PAUSE)
 
     def _reader(self) -> None:
@@ -324,6 +365,7 @@ class Load:
 
     @property
     def acknowledged(self) -> int:
+        """Adds answered 200: each counts once (a retried unknown add ends in one 200)."""
         return sum(1 for record in self.records if record.what == "add" and record.status == 200)
 
     def problems(self) -> list[str]:
@@ -332,7 +374,8 @@ class Load:
             if record.path == "/healthz" and record.status != 200:
                 found.append(f"/healthz answered {record.status}")
             elif record.status == 503:
-                problem = unavailable_problem(record.response, record.path)
+                codes = (*UNAVAILABLE, "outcome_unknown") if record.what == "add" else UNAVAILABLE
+                problem = unavailable_problem(record.response, record.path, codes=codes)
                 if problem:
                     found.append(f"{record.path}: {problem}")
             elif record.what == "add" and record.status not in (200, 409):
@@ -581,9 +624,13 @@ def test_a_stopped_service_gives_503s_only_where_needed_and_nothing_is_lost(shop
         load.stop()
 
     statuses = Counter((record.what, record.status) for record in load.records)
-    print(f"\n{service}: recovered in {recovery:.2f}s; load {dict(statuses)}")
+    unknown = len(load.unknown_resolved)
+    print(f"\n{service}: recovered in {recovery:.2f}s; load {dict(statuses)}; adds unknown, then settled: {unknown}")
     assert mismatches == [], "\n".join(mismatches)
     assert load.problems() == [], load.problems()[:10]
+    # Only a write that reached Elasticsearch can lose its answer; each such add settled by its retry.
+    assert unknown == 0 or service == "elasticsearch", f"{unknown} adds answered outcome_unknown without {service}"
+    assert all(status == 200 for status in load.unknown_resolved), load.unknown_resolved
     if service in ("elasticsearch", "redis"):
         assert statuses[("add", 503)] > 0, "the load never met the outage"
     else:
