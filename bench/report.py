@@ -154,7 +154,24 @@ def _header(results: dict[str, Any]) -> str:
         f"x {c['gunicorn_workers_per_replica']} workers x {c['gunicorn_threads_per_worker']} threads behind nginx; "
         f"wrk {wrk['threads']} threads x {wrk['connections']} connections, {wrk['duration_s']:g} s per saturation "
         f"run, {wrk['paced_duration_s']:g} s paced. `make bench` took {results['runtime_s']:.0f} s."
+        + _es_uptime_note(results)
     )
+
+
+# Below this uptime the Elasticsearch node's JIT is still cold (bench/run.py ES_COLD_BEFORE_S).
+ES_COLD_BEFORE_S = 900
+
+
+def _es_uptime_note(results: dict[str, Any]) -> str:
+    uptime = results.get("elasticsearch_uptime_s")
+    if uptime is None:
+        return ""
+    if uptime < ES_COLD_BEFORE_S:
+        return (
+            f" **Elasticsearch had started {uptime} s before the measurement: unless it served a bench run since, "
+            "its JIT was cold and its CPU figures are up to 2x the warm ones; compare runs on a warm node.**"
+        )
+    return f" Elasticsearch had been up {uptime} s (warm)."
 
 
 def _scenario_table(results: dict[str, Any]) -> list[str]:

@@ -146,12 +146,19 @@ start_nginx() {
   write_nginx_config
   "$bin" -t -q -p "$REPLICAS_DIR" -c "$REPLICAS_DIR/nginx.conf" -e "$LOGS/nginx-error.log" \
     || die "nginx rejected $REPLICAS_DIR/nginx.conf"
-  (exec setsid "$bin" -p "$REPLICAS_DIR" -c "$REPLICAS_DIR/nginx.conf" -e "$LOGS/nginx-error.log" \
+  # nginx writes its own pid file (the config's `pid`); this script does not, so no write of ours can
+  # race its truncate-and-write. `setsid -w` stays the launcher's parent even when setsid has to fork
+  # (called as a process group leader), so the launcher lives exactly as long as nginx.
+  rm -f "$pidfile"
+  (exec setsid -w "$bin" -p "$REPLICAS_DIR" -c "$REPLICAS_DIR/nginx.conf" -e "$LOGS/nginx-error.log" \
     >>"$LOGS/nginx-error.log" 2>&1 </dev/null) &
-  echo $! >"$pidfile"
+  local launcher=$!
   for _ in $(seq 1 $((START_TIMEOUT * 10))); do
-    http_ok "$HOST:$PORT" /healthz && { say "nginx: balancing $REPLICAS replicas on http://$HOST:$PORT"; return 0; }
-    pid_alive "$pidfile" || fail_with_log "nginx exited while starting" "$LOGS/nginx-error.log"
+    if http_ok "$HOST:$PORT" /healthz && pid_alive "$pidfile"; then
+      say "nginx: balancing $REPLICAS replicas on http://$HOST:$PORT"
+      return 0
+    fi
+    proc_alive "$launcher" || fail_with_log "nginx exited while starting" "$LOGS/nginx-error.log"
     sleep 0.1
   done
   fail_with_log "nginx did not answer within ${START_TIMEOUT}s" "$LOGS/nginx-error.log"
