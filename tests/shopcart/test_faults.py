@@ -30,10 +30,8 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
 import redis.exceptions
@@ -45,10 +43,12 @@ from django.test import Client
 from cart import events, selectors
 from shopcart.eventbus import EventBusUnavailable, NatsPublisher
 from tests.support import ROOT, unique
+from tests.support import http as loopback
 from tests.support.api import api_client
 from tests.support.cart import delete_stream, make_product, make_user, stream_messages
 from tests.support.database import own_database
 from tests.support.gunicorn import gunicorn, manage
+from tests.support.http import Reply
 from tests.support.polling import stays_true, wait_for
 from tests.support.stack import stack
 
@@ -74,24 +74,11 @@ PAUSE = 0.05
 
 
 @dataclass
-class Response:
-    status: int
-    headers: dict[str, str]
-    body: bytes
+class Browser(loopback.Browser):
+    """A loopback browser (tests.support.http) that asks for HTML on pages and JSON under /api/, sends
+    its CSRF cookie's token with every form and, as an API client, its Bearer token."""
 
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", "replace")
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-class Browser:
-    def __init__(self, port: int, *, token: str | None = None) -> None:
-        self.port = port
-        self.token = token
-        self.cookies: dict[str, str] = {}
+    token: str | None = None
 
     def request(
         self,
@@ -101,43 +88,18 @@ class Browser:
         form: dict[str, Any] | None = None,
         json_body: Any = None,
         idempotency_key: str | None = None,
-    ) -> Response:
+    ) -> Reply:
         headers = {"Accept": "text/html" if form is not None or not path.startswith("/api/") else "application/json"}
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
-        if self.cookies:
-            headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        body: str | None = None
         if form is not None:
-            data = {"csrfmiddlewaretoken": self.cookies.get("csrftoken", ""), **form}
-            body = urlencode(data)
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        elif json_body is not None:
-            body = json.dumps(json_body)
-            headers["Content-Type"] = "application/json"
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
-        try:
-            connection.request(method, path, body=body, headers=headers)
-            raw = connection.getresponse()
-            content = raw.read()
-        finally:
-            connection.close()
-        for header in raw.headers.get_all("Set-Cookie") or []:
-            cookie: SimpleCookie = SimpleCookie()
-            cookie.load(header)
-            for name, morsel in cookie.items():
-                if morsel["max-age"] == "0":
-                    self.cookies.pop(name, None)
-                else:
-                    self.cookies[name] = morsel.value
-        return Response(raw.status, {k.lower(): v for k, v in raw.headers.items()}, content)
+            form = {"csrfmiddlewaretoken": self.cookies.get("csrftoken", ""), **form}
+        return self.go(method, path, form=form, json_body=json_body, token=self.token, headers=headers, timeout=20)
 
-    def get(self, path: str) -> Response:
+    def get(self, path: str) -> Reply:
         return self.request("GET", path)
 
-    def post(self, path: str, form: dict[str, Any]) -> Response:
+    def post(self, path: str, form: dict[str, Any]) -> Reply:
         return self.request("POST", path, form=form)
 
 
@@ -153,10 +115,10 @@ class Shop:
     log: Path
 
     def browser(self, token_of: str | None = None) -> Browser:
-        return Browser(self.port, token=self.users[token_of]["token"] if token_of else None)
+        return Browser(port=self.port, token=self.users[token_of]["token"] if token_of else None)
 
     def signed_in(self, who: str) -> Browser:
-        browser = Browser(self.port)
+        browser = Browser(port=self.port)
         browser.get("/accounts/login/")  # the CSRF cookie
         response = browser.post("/accounts/login/", {"email": self.users[who]["email"], "password": PASSWORD})
         assert response.status == 302, response.text[:500]
@@ -221,7 +183,7 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
 _LEAKS = ("Traceback", 'File "', "ConnectionError", "Exception", "redis.exceptions", "elastic_transport")
 
 
-def error_code(response: Response) -> str | None:
+def error_code(response: Reply) -> str | None:
     try:
         return str(response.json()["error"]["code"])
     except (ValueError, KeyError, TypeError):
@@ -231,7 +193,7 @@ def error_code(response: Response) -> str | None:
 UNAVAILABLE = ("service_unavailable",)
 
 
-def unavailable_problem(response: Response, path: str, *, codes: tuple[str, ...] = UNAVAILABLE) -> str | None:
+def unavailable_problem(response: Reply, path: str, *, codes: tuple[str, ...] = UNAVAILABLE) -> str | None:
     """Why `response` is not a proper 503 for `path` (an API error with one of `codes`), or None if it is one."""
     if response.status != 503:
         return f"status {response.status}, not 503"
@@ -262,7 +224,7 @@ class Record:
     what: str
     path: str
     status: int
-    response: Response
+    response: Reply
 
 
 @dataclass
@@ -277,7 +239,7 @@ class Load:
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def _record(self, what: str, path: str, response: Response) -> None:
+    def _record(self, what: str, path: str, response: Reply) -> None:
         with self._lock:
             self.records.append(Record(what, path, response.status, response))
 
@@ -436,7 +398,7 @@ def _words() -> str:
     return f"zq{uuid.uuid4().hex[:10]}"
 
 
-PROBES: dict[str, Callable[[Session], tuple[str, Response]]] = {
+PROBES: dict[str, Callable[[Session], tuple[str, Reply]]] = {
     "`GET /healthz` · anyone": lambda s: ("/healthz", s.shop.browser().get("/healthz")),
     "`GET /readyz` · anyone": lambda s: ("/readyz", s.shop.browser().get("/readyz")),
     "`GET /` · anonymous, viewed in the last 5 min": lambda s: ("/", s.shop.browser().get("/")),
@@ -496,7 +458,7 @@ PROBES: dict[str, Callable[[Session], tuple[str, Response]]] = {
 }
 
 
-def _signup(session: Session) -> Response:
+def _signup(session: Session) -> Reply:
     email = f"{unique('signup')}@faults.example.com"
     form = {"name": "Signup", "email": email, "password1": PASSWORD + "x", "password2": PASSWORD + "x"}
     return session.fresh().post("/accounts/signup/", form)
@@ -506,7 +468,7 @@ def test_the_documented_table_has_a_probe_for_every_row() -> None:
     assert set(documented_table()) == set(PROBES)
 
 
-def _check_probe(service: str, key: str, expected: int, path: str, response: Response) -> str | None:
+def _check_probe(service: str, key: str, expected: int, path: str, response: Reply) -> str | None:
     if response.status != expected:
         return f"{key}: {service} down → {response.status}, documented {expected}: {response.text[:200]!r}"
     if path == "/readyz":
